@@ -1,0 +1,30 @@
+# mbdl: `make run` sets everything up and runs the default experiment; `make test` sets up and runs the tests.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: setup run test test-slow clean
+
+setup: $(STAMP)
+
+# The pins in pyproject.toml take the CPU torch wheel (torch>=2.3,<2.14); an unpinned torch pulls a CUDA build.
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+# The default experiment: ISTA and LISTA on the MBDL book's sparse-recovery setup, same number of iterations.
+run: $(STAMP)
+	$(BIN)/python -m mbdl --multirun method=model_based,unfolded method.iterations=5 trainer.enable_progress_bar=false
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -n 2 --durations=10
+
+# The long accuracy studies (excluded from `make test`).
+test-slow: $(STAMP)
+	$(BIN)/python -m pytest -m slow
+
+clean:
+	rm -rf $(VENV) outputs/runs outputs/sweeps .pytest_cache

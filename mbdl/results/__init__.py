@@ -1,0 +1,1 @@
+"""Run records, sweep summaries and comparison."""

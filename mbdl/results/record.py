@@ -1,0 +1,57 @@
+"""The run record: ``metrics.json`` in each run directory (the contract in DESIGN.md).
+
+Keys: ``task``, ``method``, ``regime``, ``seed``, ``status`` (``"ok"`` or ``"failed"``),
+``error`` (failed runs), ``primary_metric`` (the metric that summarises the run, lower is
+better), ``test/<metric>``, ``bound/<metric>``, ``curve/<metric>`` (iterative
+methods), ``params``, ``train_time_s``, ``infer_ms_per_sample`` and ``overrides`` (the
+command-line overrides of the job).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+RECORD_NAME = "metrics.json"
+
+
+def _finite_or_none(value: Any) -> Any:
+    """JSON has no NaN/inf: write them as ``null`` (strict parsers and browsers reject them)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, list):
+        return [_finite_or_none(v) for v in value]
+    return value
+
+
+def write_record(run_dir: str | Path, record: dict[str, Any]) -> Path:
+    """Write ``record`` to ``run_dir/metrics.json`` atomically (temporary file, then rename)."""
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    clean = {key: _finite_or_none(value) for key, value in record.items()}
+    fd, tmp = tempfile.mkstemp(dir=run_dir, prefix=".metrics.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(clean, f, indent=2)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, run_dir / RECORD_NAME)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return run_dir / RECORD_NAME
+
+
+def read_records(*roots: str | Path) -> list[dict[str, Any]]:
+    """Every run record under ``roots`` (searched recursively), each with its ``run_dir``."""
+    records = []
+    for root in roots:
+        for path in sorted(Path(root).rglob(RECORD_NAME)):
+            record = json.loads(path.read_text())
+            record["run_dir"] = str(path.parent)
+            records.append(record)
+    return records

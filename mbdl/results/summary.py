@@ -1,0 +1,52 @@
+"""Plain-text tables of run records, and the progress lines of a multirun."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig
+
+from mbdl.results.record import read_records
+
+
+def _format(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
+def results_table(records: list[dict[str, Any]]) -> str:
+    """A fixed-width table: one row per run, its identity, status, test metrics and bounds."""
+    if not records:
+        return "(no runs)"
+    metrics = sorted({k for r in records for k in r if k.startswith(("test/", "bound/"))}, key=lambda k: (k.split("/")[1], k))
+    columns = ["task", "method", "regime", "seed", "status", *metrics, "params", "train_time_s", "infer_ms_per_sample", "overrides"]
+    rows = [[_format(r.get(c) if c != "overrides" else " ".join(r.get("overrides", []))) for c in columns] for r in records]
+    widths = [max(len(c), *(len(row[i]) for row in rows)) for i, c in enumerate(columns)]
+    line = lambda cells: "  ".join(cell.ljust(w) for cell, w in zip(cells, widths)).rstrip()  # noqa: E731
+    return "\n".join([line(columns), line(["-" * w for w in widths]), *map(line, rows)])
+
+
+def job_line(record: dict[str, Any]) -> str:
+    """One line for a finished job: identity, status and the primary metric against its bound."""
+    head = f"[{record.get('status', '?')}] {record.get('task')} {record.get('method')} {record.get('regime')} seed={record.get('seed')}"
+    if record.get("status") != "ok":
+        return f"{head}  error: {record.get('error', '')}"
+    tests = {k: v for k, v in record.items() if k.startswith("test/")}
+    first = next(iter(tests), None)
+    if first is None:
+        return head
+    name = first.split("/", 1)[1]
+    return f"{head}  {name}={_format(tests[first])} (bound {_format(record.get('bound/' + name))})"
+
+
+class SweepProgress(Callback):
+    """Hydra callback: one line per finished job, and the table of all jobs when a multirun ends."""
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        sweep_dir = Path(config.hydra.sweep.dir)
+        print(f"\n{results_table(read_records(sweep_dir))}\n\nsweep directory: {sweep_dir}", flush=True)

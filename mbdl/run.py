@@ -1,0 +1,70 @@
+"""One run: config -> task -> method -> simulated data -> Lightning fit/test -> run record."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import torch
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+from mbdl.config import check_choice, check_positive
+from mbdl.methods.base import LOSSES, Method
+from mbdl.tasks.base import Task
+from mbdl.training.callbacks import BestWeights
+from mbdl.training.data import SimulatedData
+from mbdl.training.module import Experiment
+
+#: keys of ``cfg.method`` that configure the run rather than the method's constructor.
+RUN_KEYS = ("name", "optim")
+
+
+def build(cfg: DictConfig) -> tuple[Task, Method, SimulatedData, Experiment]:
+    """Validate the options and build every part of a run; no data are simulated yet."""
+    check_positive(cfg.seed, "seed", strict=False, integer=True)
+    check_choice(cfg.regime.loss, "regime.loss", LOSSES)
+    task: Task = instantiate(OmegaConf.masked_copy(cfg.task, [k for k in cfg.task if k != "name"]))
+    method_kwargs = OmegaConf.masked_copy(cfg.method, [k for k in cfg.method if k not in RUN_KEYS])
+    method: Method = instantiate(method_kwargs, task=task, _convert_="all")
+    optim = cfg.method.optim
+    check_positive(optim.epochs, "method.optim.epochs", strict=False, integer=True)
+    data = SimulatedData(task, cfg.seed, optim.batch_size, cfg.regime.n_train)
+    module = Experiment(method, cfg.regime.loss, optim.lr, optim.weight_decay, optim.scheduler)
+    return task, method, data, module
+
+
+def run(cfg: DictConfig, output_dir: str) -> dict[str, Any]:
+    """Run one experiment and return its record (without writing it)."""
+    if cfg.threads is not None:
+        check_positive(cfg.threads, "threads", integer=True)
+        torch.set_num_threads(cfg.threads)
+    task, method, data, module = build(cfg)
+    L.seed_everything(cfg.seed, workers=True, verbose=False)
+    loggers = [instantiate(c) for c in (cfg.get("logger") or {}).values()]
+    trainer: L.Trainer = instantiate(
+        cfg.trainer,
+        max_epochs=cfg.method.optim.epochs,
+        logger=loggers or False,
+        callbacks=[BestWeights()],
+        default_root_dir=output_dir,
+    )
+    params = method.trainable_parameters
+    start = time.perf_counter()
+    if params and cfg.method.optim.epochs:
+        trainer.fit(module, datamodule=data)
+    train_time_s = time.perf_counter() - start
+    trainer.test(module, datamodule=data, verbose=False)
+    figure = task.figure(module.estimate, data.split("test"))
+    if figure is not None:
+        figure.savefig(Path(output_dir) / "figure.png", dpi=100)
+        plt.close(figure)
+    for logger in loggers:
+        logger.finalize("success")
+    return {"primary_metric": task.primary_metric, "params": params, "train_time_s": train_time_s, **module.results}

@@ -1,0 +1,1 @@
+"""One LightningModule and one DataModule for every (task, method, regime)."""

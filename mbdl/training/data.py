@@ -1,0 +1,77 @@
+"""Simulated data sets held in memory, split by seed."""
+
+from __future__ import annotations
+
+import lightning as L
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from mbdl.config import check_positive
+from mbdl.tasks.base import Batch, Task
+
+#: offsets of the per-split seeds, so that the test set does not depend on ``n_train``.
+SPLIT_SEEDS = {"train": 0, "val": 1, "test": 2}
+
+
+def split_generator(seed: int, split: str) -> torch.Generator:
+    """The generator of one split: seeded from the run seed and the split only."""
+    return torch.Generator().manual_seed(1_000_003 * seed + SPLIT_SEEDS[split])
+
+
+class BatchDataset(Dataset):
+    """A :data:`Batch` of tensors indexed along the first dimension, fetched a batch at a time."""
+
+    def __init__(self, data: Batch) -> None:
+        self.data = data
+        self.size = len(next(iter(data.values())))
+
+    def __len__(self) -> int:
+        return self.size
+
+    def __getitems__(self, indices: list[int]) -> Batch:
+        index = torch.as_tensor(indices)
+        return {key: value[index] for key, value in self.data.items()}
+
+
+def _as_is(batch: Batch) -> Batch:
+    return batch
+
+
+class SimulatedData(L.LightningDataModule):
+    """Train, validation and test sets drawn from ``task.simulate`` with the run's seed.
+
+    Args:
+        task: the task whose simulator draws the data.
+        seed: run seed; each split has its own generator (see :func:`split_generator`).
+        batch_size: samples per training batch.
+        n_train: training-set size (``None``: the task's default).
+        eval_batch_size: samples per validation/test batch.
+    """
+
+    def __init__(self, task: Task, seed: int, batch_size: int, n_train: int | None = None, eval_batch_size: int = 1024) -> None:
+        super().__init__()
+        check_positive(batch_size, "method.optim.batch_size", integer=True)
+        if n_train is not None:
+            check_positive(n_train, "regime.n_train", integer=True)
+        self.task, self.seed = task, seed
+        self.batch_size, self.eval_batch_size = batch_size, eval_batch_size
+        self.sizes = {"train": n_train or task.n_train, "val": task.n_val, "test": task.n_test}
+        self.splits: dict[str, Batch] = {}
+
+    def split(self, name: str) -> Batch:
+        """The whole split ``name`` (simulated on first use)."""
+        if name not in self.splits:
+            self.splits[name] = self.task.simulate(self.sizes[name], split_generator(self.seed, name))
+        return self.splits[name]
+
+    def _loader(self, name: str, batch_size: int, shuffle: bool) -> DataLoader:
+        return DataLoader(BatchDataset(self.split(name)), batch_size=batch_size, shuffle=shuffle, collate_fn=_as_is)
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader("train", self.batch_size, shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader("val", self.eval_batch_size, shuffle=False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader("test", self.eval_batch_size, shuffle=False)

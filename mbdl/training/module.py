@@ -1,0 +1,100 @@
+"""The one LightningModule that trains and tests every (task, method, regime)."""
+
+from __future__ import annotations
+
+import math
+import time
+
+import lightning as L
+import torch
+from torch import Tensor
+
+from mbdl.config import check_choice, check_positive
+from mbdl.methods.base import Method
+from mbdl.tasks.base import Batch
+
+SCHEDULERS = ("none", "cosine")
+
+
+class Experiment(L.LightningModule):
+    """Fits ``method`` with the regime's loss and tests it with the task's metric and bound.
+
+    Args:
+        method: the method (its ``task`` gives the losses, metric and bound).
+        loss: ``"supervised"`` or ``"unsupervised"`` (see :meth:`Method.loss`).
+        lr: Adam learning rate.
+        weight_decay: Adam weight decay.
+        scheduler: ``"none"`` or ``"cosine"`` (annealed to zero over the run's epochs).
+
+    After ``trainer.test``, :attr:`estimate` holds the test-set estimate and :attr:`results` ``test/<metric>``, ``bound/<metric>``,
+    ``curve/<metric>`` (one value per iteration, for iterative methods) and ``infer_ms_per_sample``.
+    """
+
+    def __init__(self, method: Method, loss: str = "supervised", lr: float = 1e-3, weight_decay: float = 0.0, scheduler: str = "none") -> None:
+        super().__init__()
+        check_positive(lr, "method.optim.lr")
+        check_positive(weight_decay, "method.optim.weight_decay", strict=False)
+        check_choice(scheduler, "method.optim.scheduler", SCHEDULERS)
+        self.method, self.loss_kind = method, loss
+        self.lr, self.weight_decay, self.scheduler = lr, weight_decay, scheduler
+        self.results: dict[str, float | list[float]] = {}
+        self.estimate: Tensor | None = None
+
+    def forward(self, data: Batch) -> Tensor:
+        return self.method(data)
+
+    def _loss(self, data: Batch, stage: str) -> Tensor:
+        loss = self.method.loss(data, self.loss_kind)
+        if not torch.isfinite(loss):
+            raise FloatingPointError(f"non-finite {stage} loss {loss.item()} at epoch {self.current_epoch}, step {self.global_step}")
+        self.log(f"{stage}/loss", loss, prog_bar=True, batch_size=len(data["x"]))
+        return loss
+
+    def training_step(self, data: Batch, batch_idx: int) -> Tensor:
+        return self._loss(data, "train")
+
+    def validation_step(self, data: Batch, batch_idx: int) -> None:
+        self._loss(data, "val")
+
+    def on_test_epoch_start(self) -> None:
+        self._estimates: list[Tensor] = []
+        self._iterates: list[list[Tensor]] = []
+        self._infer_s = 0.0
+
+    def test_step(self, data: Batch, batch_idx: int) -> None:
+        synchronize = torch.cuda.synchronize if self.device.type == "cuda" else lambda: None
+        synchronize()
+        start = time.perf_counter()
+        iterates = self.method.iterates(data)
+        if iterates is None:
+            estimate = self.method(data)
+        else:
+            steps = [step.detach().cpu() for step in iterates]
+            self._iterates.append(steps)
+            estimate = steps[-1]
+        synchronize()
+        self._infer_s += time.perf_counter() - start
+        self._estimates.append(estimate.detach().cpu())
+
+    def on_test_epoch_end(self) -> None:
+        task = self.method.task
+        test = self.trainer.datamodule.split("test")
+        self.estimate = torch.cat(self._estimates)
+        metrics = task.evaluate(self.estimate, test)
+        self.results = {f"test/{k}": v for k, v in metrics.items()}
+        self.results.update({f"bound/{k}": v for k, v in task.bound(test).items()})
+        if self._iterates:
+            per_iteration = zip(*self._iterates)
+            curve = [task.evaluate(torch.cat(steps), test)[task.primary_metric] for steps in per_iteration]
+            self.results[f"curve/{task.primary_metric}"] = curve
+        self.results["infer_ms_per_sample"] = 1e3 * self._infer_s / len(test["x"])
+        for key, value in self.results.items():
+            if isinstance(value, float) and math.isfinite(value):
+                self.log(key, value)
+
+    def configure_optimizers(self):  # noqa: ANN201 - Lightning's union of return types
+        optimizer = torch.optim.Adam(self.method.parameters(), lr=self.lr, weight_decay=self.weight_decay)
+        if self.scheduler == "none":
+            return optimizer
+        schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(self.trainer.max_epochs, 1))
+        return {"optimizer": optimizer, "lr_scheduler": schedule}

@@ -1,0 +1,80 @@
+"""The path config -> simulated data -> Lightning -> run record, in-process and from the command line."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from mbdl.config import ConfigError
+from mbdl.run import build
+from tests.conftest import compose_config, run_cli, run_config
+
+TINY = ("task.n=20", "task.m=30", "task.k=2", "task.n_train=64", "task.n_val=32", "task.n_test=32")
+CONTRACT = {"task", "method", "regime", "seed", "status", "test/nmse_db", "bound/nmse_db", "params", "train_time_s", "infer_ms_per_sample"}
+
+
+def test_cli_model_based_run_writes_a_complete_record(outputs):
+    done = run_cli("method=model_based", *TINY, outputs=outputs)
+    assert done.returncode == 0, done.stderr
+    (record_path,) = outputs.rglob("metrics.json")
+    record = json.loads(record_path.read_text())
+    assert CONTRACT <= record.keys()
+    assert record["status"] == "ok" and record["params"] == 0 and record["method"] == "model_based"
+    assert record["test/nmse_db"] > record["bound/nmse_db"]
+    assert (record_path.parent / ".hydra" / "config.yaml").exists()
+    assert "run directory:" in done.stdout and "test/nmse_db" in done.stdout
+
+
+def test_cli_unknown_method_lists_the_valid_ones(outputs):
+    done = run_cli("method=nonsense", outputs=outputs)
+    assert done.returncode != 0
+    assert "Could not find 'method/nonsense'" in done.stderr
+    assert "model_based" in done.stderr and "unfolded" in done.stderr
+
+
+def test_cli_impossible_value_stops_with_one_line_and_a_failed_record(outputs):
+    done = run_cli("task.k=300", outputs=outputs)
+    assert done.returncode != 0
+    assert done.stderr.strip().splitlines()[-1] == "error: task.k: must be at most task.m=200, got 300"
+    (record_path,) = outputs.rglob("metrics.json")
+    assert json.loads(record_path.read_text())["status"] == "failed"
+    assert not list(outputs.rglob("metrics.csv")), "no work may start before validation"
+
+
+def test_cli_help_explains_the_groups(outputs):
+    done = run_cli("--help", outputs=outputs)
+    assert done.returncode == 0
+    for word in ("task", "method", "regime", "model_based", "unfolded", "supervised", "--cfg job"):
+        assert word in done.stdout
+
+
+@pytest.mark.parametrize(
+    ("override", "option"),
+    [
+        ("method.iterations=0", "method.iterations"),
+        ("regime.n_train=0", "regime.n_train"),
+        ("regime.loss=reinforce", "regime.loss"),
+        ("method.mode=sometimes", "method.mode"),
+        ("method.optim.lr=-1", "method.optim.lr"),
+        ("method.optim.scheduler=step", "method.optim.scheduler"),
+        ("seed=-1", "seed"),
+    ],
+)
+def test_impossible_values_are_refused_before_any_work(override, option):
+    with pytest.raises(Exception) as info:
+        build(compose_config(*TINY, override))
+    error = info.value
+    while not isinstance(error, ConfigError) and error.__cause__ is not None:
+        error = error.__cause__
+    assert isinstance(error, ConfigError) and str(error).startswith(option)
+
+
+def test_same_seed_gives_identical_test_metrics_and_training_improves(tmp_path):
+    overrides = (*TINY, "method=unfolded", "method.optim.epochs=3", "seed=7")
+    first, second = run_config(tmp_path / "a", *overrides), run_config(tmp_path / "b", *overrides)
+    tests = {k: v for k, v in first.items() if k.startswith(("test/", "curve/"))}
+    assert tests == {k: second[k] for k in tests}
+    untrained = run_config(tmp_path / "c", *TINY, "method=unfolded", "method.optim.epochs=0", "seed=7")
+    assert first["test/nmse_db"] < untrained["test/nmse_db"]
+    assert len(first["curve/nmse_db"]) == 5 and first["curve/nmse_db"][-1] == pytest.approx(first["test/nmse_db"])
