@@ -1,0 +1,225 @@
+r"""The Kalman filter and the extended Kalman filter, batched over trajectories and differentiable.
+
+State-space model (states :math:`s_t \in \mathbb{R}^n`, measurements :math:`x_t \in \mathbb{R}^m`):
+
+.. math::  s_t = f(s_{t-1}) + v_t,\quad v_t \sim \mathcal{N}(0, Q),\qquad
+           x_t = h(s_t) + w_t,\quad w_t \sim \mathcal{N}(0, R),
+
+for :math:`t = 1, \dots, T`, from :math:`s_0 \sim \mathcal{N}(\hat s_0, P_0)`. One step of the filter,
+in the order of the code (``F_t``, ``H_t`` are the Jacobians of ``f`` at :math:`\hat s_{t-1}` and of
+``h`` at :math:`\hat s_{t|t-1}`; for a linear model they are the matrices ``F``, ``H``):
+
+.. math::
+    \hat s_{t|t-1} &= f(\hat s_{t-1}),            & P_{t|t-1} &= F_t P_{t-1} F_t^\top + Q \\
+    \Delta x_t &= x_t - h(\hat s_{t|t-1}),         & S_t &= H_t P_{t|t-1} H_t^\top + R \\
+    K_t &= P_{t|t-1} H_t^\top S_t^{-1},            & \hat s_t &= \hat s_{t|t-1} + K_t \Delta x_t \\
+    P_t &= (I - K_t H_t) P_{t|t-1} (I - K_t H_t)^\top + K_t R K_t^\top & & \text{(Joseph form)}
+
+The Joseph form keeps :math:`P_t` symmetric positive semi-definite in finite precision (it is
+also what ``filterpy.kalman.KalmanFilter.update`` computes).
+
+Shapes: a batch of ``b`` trajectories, ``x`` ``(b, T, m)``; estimates ``(b, T, n)``. Every model
+matrix broadcasts: ``F`` ``(n, n)`` or ``(b, n, n)``, ``H`` ``(m, n)`` or ``(b, m, n)``, ``Q`` ``(n, n)``,
+``R`` ``(m, m)``, ``s0`` ``(n,)`` or ``(b, n)``, ``P0`` ``(n, n)`` or ``(b, n, n)``. With an unbatched
+linear model and ``P0`` the covariance recursion (which does not depend on the data) runs once
+for the whole batch. Only time is a Python loop. Everything is differentiable (``Q``, ``R``,
+``F``, ``H`` may be trained by back-propagation through the filter, book Ex. 5.2).
+
+Example::
+
+    >>> F = torch.tensor([[1.0, 1.0], [0.0, 1.0]]); H = torch.eye(2)
+    >>> x = torch.randn(1000, 100, 2)
+    >>> s_hat = kalman_filter(x, F, H, 0.01 * torch.eye(2), torch.eye(2), torch.zeros(2), torch.zeros(2, 2)).s
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import NamedTuple
+
+import torch
+from torch import Tensor
+
+Transition = Callable[[Tensor], Tensor]
+"""A batched map ``(b, n) -> (b, k)`` (``f`` or ``h``) or its Jacobian ``(b, n) -> (b, k, n)``."""
+
+
+class FilterResult(NamedTuple):
+    """Output of :func:`kalman_filter` / :func:`extended_kalman_filter`.
+
+    Attributes:
+        s: ``(b, T, n)`` posterior means :math:`\\hat s_t`, ``t = 1..T``.
+        P: ``(T, n, n)`` or ``(b, T, n, n)`` posterior covariances :math:`P_t`.
+        gain: ``(T, n, m)`` or ``(b, T, n, m)`` Kalman gains :math:`K_t`.
+        innovation: ``(b, T, m)`` innovations :math:`\\Delta x_t = x_t - h(\\hat s_{t|t-1})`.
+    """
+
+    s: Tensor
+    P: Tensor
+    gain: Tensor
+    innovation: Tensor
+
+
+def _t(A: Tensor) -> Tensor:
+    return A.transpose(-1, -2)
+
+
+def symmetrize(P: Tensor) -> Tensor:
+    """:math:`(P + P^\\top)/2`."""
+    return 0.5 * (P + _t(P))
+
+
+def kalman_gain(P_prior: Tensor, H: Tensor, R: Tensor) -> Tensor:
+    r""":math:`K = P H^\top (H P H^\top + R)^{-1}`, by a linear solve with the symmetric :math:`S`."""
+    PHt = P_prior @ _t(H)
+    S = symmetrize(H @ PHt + R)
+    return _t(torch.linalg.solve(S, _t(PHt)))
+
+
+def joseph_update(P_prior: Tensor, K: Tensor, H: Tensor, R: Tensor) -> Tensor:
+    r""":math:`P = (I - KH) P_{t|t-1} (I - KH)^\top + K R K^\top` (positive semi-definite in finite precision)."""
+    A = torch.eye(P_prior.shape[-1], dtype=P_prior.dtype, device=P_prior.device) - K @ H
+    return symmetrize(A @ P_prior @ _t(A) + K @ R @ _t(K))
+
+
+def predict_covariance(P: Tensor, F: Tensor, Q: Tensor) -> Tensor:
+    r""":math:`P_{t|t-1} = F P F^\top + Q`."""
+    return symmetrize(F @ P @ _t(F) + Q)
+
+
+def _apply(A: Tensor, s: Tensor) -> Tensor:
+    """``A s`` for a batch ``s`` ``(b, n)`` and ``A`` ``(k, n)`` or ``(b, k, n)``."""
+    return (A @ s.unsqueeze(-1)).squeeze(-1)
+
+
+def extended_kalman_filter(
+    x: Tensor,
+    f: Transition,
+    h: Transition,
+    jacobian_f: Transition,
+    jacobian_h: Transition,
+    Q: Tensor,
+    R: Tensor,
+    s0: Tensor,
+    P0: Tensor,
+) -> FilterResult:
+    """The (extended) Kalman filter of the module docstring on measurements ``x`` ``(b, T, m)``.
+
+    Args:
+        x: ``(b, T, m)`` measurements :math:`x_1, \\dots, x_T`.
+        f, h: batched state-evolution and observation maps, ``(b, n) -> (b, n)`` and ``(b, n) -> (b, m)``.
+        jacobian_f, jacobian_h: their Jacobians ``(b, n) -> (b, n, n)`` / ``(b, m, n)`` (a constant
+            ``(n, n)`` / ``(m, n)`` matrix is also accepted as return value; see :func:`autograd_jacobian`).
+        Q, R: process and measurement noise covariances.
+        s0, P0: mean and covariance of the initial state :math:`s_0`.
+    """
+    b, T, _ = x.shape
+    s = s0.expand(b, -1)
+    P = P0
+    estimates, covariances, gains, innovations = [], [], [], []
+    for t in range(T):
+        F = jacobian_f(s)
+        s_prior = f(s)
+        P_prior = predict_covariance(P, F, Q)
+        H = jacobian_h(s_prior)
+        innovation = x[:, t] - h(s_prior)
+        K = kalman_gain(P_prior, H, R)
+        s = s_prior + _apply(K, innovation)
+        P = joseph_update(P_prior, K, H, R)
+        estimates.append(s)
+        covariances.append(P)
+        gains.append(K)
+        innovations.append(innovation)
+    step_dim = 1 if P.dim() == 3 else 0
+    return FilterResult(
+        torch.stack(estimates, 1), torch.stack(covariances, step_dim), torch.stack(gains, step_dim), torch.stack(innovations, 1)
+    )
+
+
+def linear(A: Tensor) -> tuple[Transition, Transition]:
+    """The map ``s -> A s`` and its (constant) Jacobian, for :func:`extended_kalman_filter`."""
+    return (lambda s: _apply(A, s)), (lambda s: A)
+
+
+def kalman_filter(x: Tensor, F: Tensor, H: Tensor, Q: Tensor, R: Tensor, s0: Tensor, P0: Tensor) -> FilterResult:
+    """The linear Kalman filter: :func:`extended_kalman_filter` with ``f(s) = F s``, ``h(s) = H s``.
+
+    Args:
+        x: ``(b, T, m)`` measurements.
+        F: ``(n, n)`` (or ``(b, n, n)``) state-evolution matrix.
+        H: ``(m, n)`` (or ``(b, m, n)``) observation matrix.
+        Q: ``(n, n)`` process noise covariance; R: ``(m, m)`` measurement noise covariance.
+        s0: ``(n,)`` or ``(b, n)`` initial mean; P0: ``(n, n)`` or ``(b, n, n)`` initial covariance.
+
+    Returns:
+        :class:`FilterResult`; ``result.s`` ``(b, T, n)`` are the filtered means.
+    """
+    f, jacobian_f = linear(F)
+    h, jacobian_h = linear(H)
+    return extended_kalman_filter(x, f, h, jacobian_f, jacobian_h, Q, R, s0, P0)
+
+
+def autograd_jacobian(f: Transition) -> Transition:
+    """The batched Jacobian ``(b, n) -> (b, k, n)`` of a batched map ``f``, by forward-mode autodiff.
+
+    ``f`` must treat the rows of its input independently (as every state-space map here does).
+    """
+
+    def single(s: Tensor) -> Tensor:
+        return f(s.unsqueeze(0)).squeeze(0)
+
+    return torch.func.vmap(torch.func.jacfwd(single))
+
+
+def riccati_gains(F: Tensor, H: Tensor, Q: Tensor, R: Tensor, P0: Tensor, steps: int) -> Tensor:
+    r"""Kalman gains :math:`K_1, \dots, K_T` of the Riccati recursion, ``(T, n, m)``.
+
+    ``F`` is ``(n, n)`` or one matrix per step ``(T, n, n)`` (a linearisation along a nominal
+    trajectory). The recursion is that of :func:`extended_kalman_filter` without the data.
+    """
+    P = P0
+    gains = []
+    for t in range(steps):
+        F_t = F[t] if F.dim() == 3 else F
+        P_prior = predict_covariance(P, F_t, Q)
+        K = kalman_gain(P_prior, H, R)
+        P = joseph_update(P_prior, K, H, R)
+        gains.append(K)
+    return torch.stack(gains)
+
+
+def steady_state_error_covariance(F: Tensor, H: Tensor, Q: Tensor, R: Tensor) -> Tensor:
+    r"""Posterior error covariance :math:`P_\infty` of the steady-state Kalman filter.
+
+    Solves the discrete algebraic Riccati equation for the prior covariance
+    :math:`\bar P = F \bar P F^\top - F \bar P H^\top (H \bar P H^\top + R)^{-1} H \bar P F^\top + Q`
+    with :func:`scipy.linalg.solve_discrete_are` (float64), then
+    :math:`P_\infty = \bar P - \bar P H^\top (H \bar P H^\top + R)^{-1} H \bar P`.
+    """
+    from scipy.linalg import solve_discrete_are
+
+    F64, H64, Q64, R64 = (A.detach().double().cpu() for A in (F, H, Q, R))
+    prior = torch.from_numpy(solve_discrete_are(F64.T.numpy(), H64.T.numpy(), Q64.numpy(), R64.numpy()))
+    K = kalman_gain(prior, H64, R64)
+    return symmetrize(prior - K @ H64 @ prior).to(F)
+
+
+def gain_filter(x: Tensor, f: Transition, h: Transition, gains: Callable[[int], Tensor], s0: Tensor) -> Tensor:
+    r"""A filter with given gains: :math:`\hat s_t = f(\hat s_{t-1}) + K_t\,(x_t - h(f(\hat s_{t-1})))`.
+
+    Args:
+        x: ``(b, T, m)`` measurements.
+        f, h: batched maps as in :func:`extended_kalman_filter`.
+        gains: ``t -> K_t``, ``(n, m)`` or ``(b, n, m)`` (e.g. learned per-step gains).
+        s0: ``(n,)`` or ``(b, n)`` initial state.
+
+    Returns:
+        ``(b, T, n)`` estimates.
+    """
+    s = s0.expand(x.shape[0], -1)
+    estimates = []
+    for t in range(x.shape[1]):
+        s_prior = f(s)
+        s = s_prior + _apply(gains(t), x[:, t] - h(s_prior))
+        estimates.append(s)
+    return torch.stack(estimates, 1)
