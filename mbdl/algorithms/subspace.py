@@ -1,0 +1,183 @@
+r"""Subspace methods for direction of arrival on a half-wavelength ULA, batched over samples.
+
+With :math:`M` sources and :math:`N` sensors, the covariance
+:math:`R = A(\theta) P A(\theta)^H + \sigma^2 I` has a signal subspace :math:`E_s` (the :math:`M`
+leading eigenvectors, spanning :math:`A(\theta)` when :math:`P` has rank :math:`M`) and a noise
+subspace :math:`E_n` (the :math:`N - M` others), orthogonal to every steering vector
+:math:`a(\theta_m)`. On the nominal ULA :math:`a(\theta) = [1, z, \dots, z^{N-1}]^\top` with
+:math:`z = e^{j\pi\sin\theta}` (see :mod:`mbdl.tasks.array`).
+
+* **MUSIC** (Schmidt 1986): :math:`P(\theta) = 1 / \|E_n^H a(\theta)\|^2` on a grid, the
+  :math:`M` highest peaks (:func:`music_spectrum`, :func:`spectrum_peaks`, :func:`music`).
+* **Root-MUSIC** (Barabell 1983): the roots of :math:`a(1/z^*)^H E_n E_n^H a(z)`, a polynomial of
+  degree :math:`2N - 2`; the :math:`M` roots inside the unit circle closest to it,
+  :math:`\hat\theta = \arcsin(\angle z / \pi)` (:func:`root_music`).
+* **ESPRIT** (Roy & Kailath 1989): :math:`E_{s,2} = E_{s,1}\Psi` between the first and last
+  :math:`N-1` rows; the eigenvalues of the least-squares :math:`\Psi` are :math:`z_m` (:func:`esprit`).
+* Coherent sources make :math:`P` rank-deficient; **spatial smoothing** and **forward-backward
+  averaging** restore its rank (:func:`spatial_smoothing`, :func:`forward_backward`).
+
+Root-MUSIC and ESPRIT are differentiable (``torch.linalg.eigh`` / ``eigvals``): a loss on their
+angles trains whatever produced the covariance, as long as its eigenvalues are distinct.
+Every function takes covariances ``R`` of shape ``(batch, N, N)`` and returns angles in radians.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor
+
+
+def sample_covariance(x: Tensor) -> Tensor:
+    r""":math:`\hat R = \frac1T \sum_t x_t x_t^H`: ``(batch, N, N)`` from snapshots ``x`` ``(batch, N, T)``."""
+    return x @ x.mH / x.shape[-1]
+
+
+def forward_backward(R: Tensor) -> Tensor:
+    r"""Forward-backward average :math:`\tfrac12(R + J R^* J)`, :math:`J` the exchange matrix."""
+    return 0.5 * (R + R.conj().flip(-2, -1))
+
+
+def spatial_smoothing(R: Tensor, subarray: int) -> Tensor:
+    r"""Spatially smoothed covariance of the :math:`L = N - K + 1` overlapping subarrays of ``subarray`` = K sensors.
+
+    :math:`\bar R = \frac1L \sum_{l=0}^{L-1} R_{l:l+K,\, l:l+K}`, ``(batch, K, K)``; it has full rank
+    for up to :math:`L` coherent sources.
+    """
+    n = R.shape[-1]
+    windows = [R[..., i : i + subarray, i : i + subarray] for i in range(n - subarray + 1)]
+    return torch.stack(windows).mean(dim=0)
+
+
+def subspaces(R: Tensor, num_sources: int) -> tuple[Tensor, Tensor]:
+    """Signal subspace ``(batch, N, M)`` (the ``M`` leading eigenvectors) and noise subspace ``(batch, N, N-M)``."""
+    _, vectors = torch.linalg.eigh(R)  # ascending eigenvalues
+    n = R.shape[-1]
+    return vectors[..., n - num_sources :], vectors[..., : n - num_sources]
+
+
+def ula_steering(theta: Tensor, n: int) -> Tensor:
+    r"""Nominal ULA steering matrix :math:`[z_k^n]`, ``(..., n, K)`` complex, for real angles ``theta`` ``(..., K)``."""
+    positions = torch.arange(n, dtype=theta.dtype, device=theta.device)
+    phase = math.pi * positions[:, None] * torch.sin(theta)[..., None, :]
+    return torch.polar(torch.ones_like(phase), phase)
+
+
+def music_null_spectrum(R: Tensor, num_sources: int, steering: Tensor) -> Tensor:
+    r""":math:`\|E_n^H a(\theta_g)\|^2` for every grid angle: ``(batch, G)`` from ``steering`` ``(N, G)``.
+
+    One batched product :math:`E_n^H A_{\text{grid}}`, no loop over samples or angles.
+    """
+    _, noise = subspaces(R, num_sources)
+    projection = noise.mH @ steering.to(noise.dtype)  # (batch, N-M, G)
+    return projection.abs().square().sum(dim=-2)
+
+
+def music_spectrum(R: Tensor, num_sources: int, steering: Tensor) -> Tensor:
+    r"""MUSIC pseudo-spectrum :math:`P(\theta_g) = 1/\|E_n^H a(\theta_g)\|^2`, ``(batch, G)``.
+
+    Args:
+        R: ``(batch, N, N)`` covariances.
+        num_sources: ``M``.
+        steering: ``(N, G)`` steering vectors of the grid (any array geometry),
+            e.g. ``ula_steering(grid, N)``.
+
+    Example:
+        >>> grid = torch.linspace(-math.pi / 2, math.pi / 2, 3600, dtype=torch.float64)
+        >>> P = music_spectrum(R, 3, ula_steering(grid, R.shape[-1]))   # (batch, 3600)
+    """
+    return 1.0 / music_null_spectrum(R, num_sources, steering)
+
+
+def spectrum_peaks(spectrum: Tensor, num_sources: int, grid: Tensor, refine: bool = True) -> Tensor:
+    """Angles of the ``M`` highest local maxima of ``spectrum`` ``(batch, G)`` on the uniform ``grid`` ``(G,)``.
+
+    A sample with fewer than ``M`` local maxima takes its highest remaining grid points. With
+    ``refine``, each peak moves to the vertex of the parabola through ``1/spectrum`` at the peak
+    and its two neighbours (the MUSIC null spectrum is quadratic near a zero), so the estimate is
+    not quantised to the grid. Returns ``(batch, M)`` sorted angles.
+    """
+    left = torch.nn.functional.pad(spectrum[..., :-1], (1, 0), value=-math.inf)
+    right = torch.nn.functional.pad(spectrum[..., 1:], (0, 1), value=-math.inf)
+    is_peak = (spectrum > left) & (spectrum >= right)
+    score = torch.where(is_peak, spectrum, spectrum - spectrum.amax(dim=-1, keepdim=True) - 1.0)
+    index = score.topk(num_sources, dim=-1).indices  # (batch, M)
+    angles = grid[index]
+    if refine and len(grid) > 2:
+        inner = index.clamp(1, len(grid) - 2)
+        q = [1.0 / spectrum.gather(-1, inner + shift) for shift in (-1, 0, 1)]
+        curvature = q[0] - 2 * q[1] + q[2]
+        offset = torch.where(curvature > 0, 0.5 * (q[0] - q[2]) / curvature, torch.zeros_like(curvature))
+        offset = torch.where(index == inner, offset.clamp(-0.5, 0.5), torch.zeros_like(offset))
+        angles = angles + offset * (grid[1] - grid[0])
+    return angles.sort(dim=-1).values
+
+
+def music(R: Tensor, num_sources: int, grid: Tensor, steering: Tensor | None = None) -> Tensor:
+    """MUSIC: the ``M`` peaks of :func:`music_spectrum` on ``grid`` (radians), ``(batch, M)``.
+
+    ``steering`` ``(N, G)`` defaults to the nominal ULA's on ``grid``.
+    """
+    if steering is None:
+        steering = ula_steering(grid, R.shape[-1])
+    return spectrum_peaks(music_spectrum(R, num_sources, steering), num_sources, grid)
+
+
+def _angles(z: Tensor) -> Tensor:
+    r""":math:`\arcsin(\angle z/\pi)` of unit-circle points ``z``, sorted (``(batch, M)``, real)."""
+    sine = (torch.angle(z) / math.pi).clamp(-1.0, 1.0)
+    return torch.asin(sine).sort(dim=-1).values
+
+
+def root_music(R: Tensor, num_sources: int) -> Tensor:
+    r"""Root-MUSIC on the nominal ULA: ``(batch, M)`` angles, differentiable in ``R``.
+
+    With :math:`C = E_n E_n^H`, :math:`a(\theta)^H C a(\theta) = \sum_{k=-(N-1)}^{N-1} c_k z^k` where
+    :math:`c_k` is the sum of the :math:`k`-th diagonal of :math:`C`. The :math:`2N-2` roots of
+    :math:`z^{N-1}\sum_k c_k z^k` (eigenvalues of its companion matrix) come in pairs
+    :math:`(z, 1/z^*)`; of the :math:`N-1` smallest in modulus (one of each pair), the :math:`M`
+    closest to the unit circle give :math:`\hat\theta_m = \arcsin(\angle z_m / \pi)`.
+    """
+    n = R.shape[-1]
+    _, noise = subspaces(R, num_sources)
+    C = noise @ noise.mH
+    # ascending powers z^0 .. z^(2N-2): coefficient of z^(k+N-1) is c_k
+    coefficients = torch.stack([C.diagonal(offset=k, dim1=-2, dim2=-1).sum(-1) for k in range(-(n - 1), n)], dim=-1)
+    degree = 2 * n - 2
+    monic = coefficients[..., :-1] / coefficients[..., -1:]
+    companion = torch.zeros(*R.shape[:-2], degree, degree, dtype=R.dtype, device=R.device)
+    companion[..., 1:, :-1] = torch.eye(degree - 1, dtype=R.dtype, device=R.device)
+    companion = companion - torch.nn.functional.pad(monic[..., :, None], (degree - 1, 0))
+    roots = torch.linalg.eigvals(companion)  # (batch, 2N-2)
+    modulus = roots.abs()
+    inner = modulus.topk(n - 1, dim=-1, largest=False).indices
+    inner_modulus = modulus.gather(-1, inner)
+    closest = inner.gather(-1, inner_modulus.topk(num_sources, dim=-1).indices)
+    return _angles(roots.gather(-1, closest))
+
+
+def esprit(R: Tensor, num_sources: int) -> Tensor:
+    r"""ESPRIT (least squares) on the nominal ULA: ``(batch, M)`` angles, differentiable in ``R``.
+
+    :math:`\Psi = (E_1^H E_1)^{-1} E_1^H E_2` with :math:`E_1, E_2` the first and last :math:`N-1`
+    rows of :math:`E_s`; its eigenvalues are :math:`z_m = e^{j\pi\sin\theta_m}`.
+    """
+    signal, _ = subspaces(R, num_sources)
+    first, last = signal[..., :-1, :], signal[..., 1:, :]
+    psi = torch.linalg.solve(first.mH @ first, first.mH @ last)
+    return _angles(torch.linalg.eigvals(psi))
+
+
+#: names of the subspace estimators taken by :func:`estimate`.
+ALGORITHMS = ("music", "root_music", "esprit")
+
+
+def estimate(name: str, R: Tensor, num_sources: int, grid: Tensor) -> Tensor:
+    """Angles ``(batch, M)`` from ``"music"`` (on ``grid``), ``"root_music"`` or ``"esprit"``."""
+    if name == "music":
+        return music(R, num_sources, grid)
+    if name == "root_music":
+        return root_music(R, num_sources)
+    return esprit(R, num_sources)
