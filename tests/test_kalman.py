@@ -104,7 +104,7 @@ def test_riccati_gains_drive_the_gain_filter_to_the_kf():
     h, _ = linear(H)
     kf = kalman_filter(x, F, H, Q, R, s0, P0)
     torch.testing.assert_close(gains, kf.gain)
-    torch.testing.assert_close(gain_filter(x, f, h, lambda t: gains[t], s0), kf.s)
+    torch.testing.assert_close(gain_filter(x, f, h, lambda t, *_: gains[t], s0), kf.s)
 
 
 def test_long_run_mse_matches_the_riccati_steady_state():

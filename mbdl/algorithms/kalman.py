@@ -204,13 +204,21 @@ def steady_state_error_covariance(F: Tensor, H: Tensor, Q: Tensor, R: Tensor) ->
     return symmetrize(prior - K @ H64 @ prior).to(F)
 
 
-def gain_filter(x: Tensor, f: Transition, h: Transition, gains: Callable[[int], Tensor], s0: Tensor) -> Tensor:
-    r"""A filter with given gains: :math:`\hat s_t = f(\hat s_{t-1}) + K_t\,(x_t - h(f(\hat s_{t-1})))`.
+Gain = Callable[[int, Tensor, Tensor, Tensor, Tensor], Tensor]
+"""``(t, s_previous, s_prior, x_t, innovation) -> K_t``: the gain of step ``t`` from :math:`\hat s_{t-1}`,
+:math:`\hat s_{t|t-1}`, :math:`x_t` and :math:`\Delta x_t` (each ``(b, ·)``); ``(n, m)`` or ``(b, n, m)``."""
+
+
+def gain_filter(x: Tensor, f: Transition, h: Transition, gain: Gain, s0: Tensor) -> Tensor:
+    r"""A filter with given gains: :math:`\hat s_t = \hat s_{t|t-1} + K_t\,(x_t - h(\hat s_{t|t-1}))`, :math:`\hat s_{t|t-1} = f(\hat s_{t-1})`.
+
+    The gain is learned per step (unfolded KF: ``gain = lambda t, *_: K[t]``) or computed by a
+    network from the filter's quantities (KalmanNet); no covariance is propagated.
 
     Args:
         x: ``(b, T, m)`` measurements.
         f, h: batched maps as in :func:`extended_kalman_filter`.
-        gains: ``t -> K_t``, ``(n, m)`` or ``(b, n, m)`` (e.g. learned per-step gains).
+        gain: see :data:`Gain`.
         s0: ``(n,)`` or ``(b, n)`` initial state.
 
     Returns:
@@ -220,6 +228,45 @@ def gain_filter(x: Tensor, f: Transition, h: Transition, gains: Callable[[int], 
     estimates = []
     for t in range(x.shape[1]):
         s_prior = f(s)
-        s = s_prior + _apply(gains(t), x[:, t] - h(s_prior))
+        innovation = x[:, t] - h(s_prior)
+        s = s_prior + _apply(gain(t, s, s_prior, x[:, t], innovation), innovation)
         estimates.append(s)
     return torch.stack(estimates, 1)
+
+
+class CholeskyCovariance(torch.nn.Module):
+    r"""A covariance :math:`C = L L^\top` held by its Cholesky factor, positive definite by construction.
+
+    :math:`L` is lower triangular with diagonal :math:`e^{d}` (free parameters: the strict lower
+    triangle and :math:`d`). Initialised from ``init`` (plus ``jitter``·tr/k·I when ``init`` is singular).
+
+    Args:
+        init: ``(k, k)`` symmetric positive semi-definite initial value.
+        trainable: ``False`` holds it fixed (a buffer).
+        jitter: relative diagonal loading for the initial Cholesky factorisation.
+    """
+
+    def __init__(self, init: Tensor, trainable: bool = True, jitter: float = 1e-6) -> None:
+        super().__init__()
+        k = init.shape[-1]
+        eye = torch.eye(k, dtype=init.dtype)
+        L = torch.linalg.cholesky(init + jitter * max(init.trace().item() / k, 1e-12) * eye)
+        self.register_buffer("rows", torch.tril_indices(k, k)[0], persistent=False)
+        self.register_buffer("cols", torch.tril_indices(k, k)[1], persistent=False)
+        L = torch.tril(L, -1) + torch.diag(L.diagonal().log())
+        raw = L[self.rows, self.cols]  # the k(k+1)/2 free entries, log on the diagonal
+        if trainable:
+            self.raw = torch.nn.Parameter(raw)
+        else:
+            self.register_buffer("raw", raw)
+
+    def factor(self) -> Tensor:
+        """The Cholesky factor :math:`L`."""
+        k = int(self.rows.max()) + 1
+        L = self.raw.new_zeros(k, k).index_put((self.rows, self.cols), self.raw)
+        return torch.tril(L, -1) + torch.diag_embed(L.diagonal().exp())
+
+    def forward(self) -> Tensor:
+        """:math:`C = L L^\\top`, ``(k, k)``."""
+        L = self.factor()
+        return L @ L.T

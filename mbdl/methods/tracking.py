@@ -1,0 +1,151 @@
+"""Tracking on the spectrum: KF/EKF, GRU/LSTM, learned-noise KF, unfolded KF, KalmanNet.
+
+Every method filters ``data["x"]`` ``(b, T, m)`` into ``(b, T, n)`` with the model the task tells
+it (``task.assumed``); the filters reuse :mod:`mbdl.algorithms.kalman`.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from mbdl.algorithms.kalman import CholeskyCovariance, extended_kalman_filter, gain_filter, linear, riccati_gains
+from mbdl.algorithms.parameters import IterationParameter, Mode
+from mbdl.config import check_positive, require
+from mbdl.methods.base import Method
+from mbdl.nets.recurrent import KalmanGainNet, RecurrentNet
+from mbdl.tasks.base import Batch
+from mbdl.tasks.state_space import LinearGaussian
+from mbdl.tasks.tracking import Tracking
+
+
+class KalmanFilter(Method):
+    """The KF (linear model) or EKF (Lorenz; closed-form Jacobians) with the assumed model; nothing is trained."""
+
+    def __init__(self, task: Tracking) -> None:
+        super().__init__(task)
+
+    def forward(self, data: Batch) -> Tensor:
+        return self.task.assumed.filter(data["x"]).s
+
+
+class RecurrentEstimator(Method):
+    """Black box: a GRU/LSTM over the measurements, ``ŝ_t = W [h_t; x_t] + c`` (the model only simulates the data).
+
+    Args:
+        task: the tracking task.
+        cell: ``"gru"`` or ``"lstm"``.
+        hidden_size, layers: width and depth of the recurrent network.
+    """
+
+    def __init__(self, task: Tracking, cell: str = "gru", hidden_size: int = 64, layers: int = 2) -> None:
+        super().__init__(task)
+        self.net = RecurrentNet(task.model.m, task.model.n, hidden_size, layers, cell)
+
+    def forward(self, data: Batch) -> Tensor:
+        return self.net(data["x"])
+
+
+class LearnedNoiseKF(Method):
+    """Learned optimizer (book Ex. 5.2): the (E)KF whose ``Q``, ``R`` (and optionally ``F``) are trained
+    by back-propagation through the filter; ``Q``, ``R`` are Cholesky-parametrised (positive definite
+    by construction) and initialised at the assumed model.
+
+    Args:
+        task: the tracking task.
+        learn_Q, learn_R: train ``Q`` / ``R`` (otherwise the assumed ones are kept).
+        learn_F: also train ``F`` (linear models only), initialised at the assumed ``F``.
+    """
+
+    def __init__(self, task: Tracking, learn_Q: bool = True, learn_R: bool = True, learn_F: bool = False) -> None:
+        super().__init__(task)
+        model = task.assumed
+        require(not learn_F or isinstance(model, LinearGaussian), "method.learn_F", "needs a linear model (F is a matrix)")
+        require(learn_Q or learn_R or learn_F, "method.learn_Q", "nothing to learn: set learn_Q, learn_R or learn_F")
+        self.Q = CholeskyCovariance(model.Q, trainable=learn_Q)
+        self.R = CholeskyCovariance(model.R, trainable=learn_R)
+        self.F = torch.nn.Parameter(model.F.clone()) if learn_F else None
+
+    def forward(self, data: Batch) -> Tensor:
+        x = data["x"]
+        model = self.task.assumed.to(x)
+        f, jacobian_f = linear(self.F) if self.F is not None else (model.f, model.jacobian_f)
+        Q, R = self.Q().to(x), self.R().to(x)
+        return extended_kalman_filter(x, f, model.h, jacobian_f, model.jacobian_h, Q, R, model.s0, model.P0).s
+
+
+def nominal_riccati_gains(task: Tracking, steps: int) -> Tensor:
+    """Riccati gains ``(steps, n, m)`` of the assumed model, linearised along the noise-free trajectory from ``s0``
+    (for a linear model: exactly the KF's gains)."""
+    model = task.assumed.to(torch.zeros((), dtype=torch.float64))
+    s, jacobians = model.s0[None], []
+    for _ in range(steps):
+        jacobians.append(model.jacobian_f(s).expand(1, model.n, model.n)[0])
+        s = model.f(s)
+    return riccati_gains(torch.stack(jacobians), model.H, model.Q, model.R, model.P0, steps).to(torch.get_default_dtype())
+
+
+class UnfoldedKF(Method):
+    """The KF recursion unfolded over time, ``ŝ_t = f(ŝ_{t-1}) + K_t (x_t - h(f(ŝ_{t-1})))``, with trained gains.
+
+    The gains are initialised from the Riccati recursion of the assumed model (for Lorenz, linearised
+    along the noise-free trajectory from ``s0``), so that the untrained network is the (linearised) KF.
+    Steps beyond ``iterations`` reuse the last gain (the steady-state gain of a linear model).
+
+    Args:
+        task: the tracking task.
+        iterations: number of unfolded steps with their own gain (``null``: the task's ``steps``).
+        mode: ``"per_iteration"`` (one gain per step) or ``"shared"`` (one gain, initialised at the last Riccati gain).
+    """
+
+    def __init__(self, task: Tracking, iterations: int | None = None, mode: Mode = "per_iteration") -> None:
+        super().__init__(task)
+        self.iterations = task.steps if iterations is None else iterations
+        check_positive(self.iterations, "method.iterations", integer=True)
+        gains = nominal_riccati_gains(task, self.iterations)
+        self.gain = IterationParameter(gains[-1], self.iterations, mode, "method.mode")
+        if mode == "per_iteration":
+            with torch.no_grad():
+                for t, K in enumerate(gains):
+                    self.gain[t].copy_(K)
+
+    def forward(self, data: Batch) -> Tensor:
+        x = data["x"]
+        model = self.task.assumed.to(x)
+        last = self.iterations - 1
+        return gain_filter(x, model.f, model.h, lambda t, *_: self.gain[min(t, last)], model.s0)
+
+
+class KalmanNet(Method):
+    """KalmanNet (Revach et al., 2022): the KF structure with the assumed ``f``, ``h`` and the gain from
+    :class:`~mbdl.nets.recurrent.KalmanGainNet` fed with the features F1-F4.
+
+    Args:
+        task: the tracking task.
+        in_mult, out_mult: width multipliers of the gain network (KalmanNet: 5 and 40).
+        grad_clip: each parameter's gradient is rescaled to at most this L2 norm during training
+            (KalmanNet's users report exploding gradients); ``null`` disables it.
+    """
+
+    def __init__(self, task: Tracking, in_mult: int = 5, out_mult: int = 40, grad_clip: float | None = 1.0) -> None:
+        super().__init__(task)
+        self.net = KalmanGainNet(task.model.n, task.model.m, in_mult, out_mult)
+        if grad_clip is not None:
+            check_positive(grad_clip, "method.grad_clip")
+            for parameter in self.net.parameters():
+                parameter.register_hook(lambda g: g * (grad_clip / (g.norm() + 1e-12)).clamp(max=1.0))
+
+    def forward(self, data: Batch) -> Tensor:
+        x = data["x"]
+        model = self.task.assumed.to(x)
+        b = x.shape[0]
+        self.net.reset(b, x)
+        start = model.s0.expand(b, -1)
+        memory = {"x": model.h(start), "s": start, "s_prior": start}  # x_{t-1}, ŝ_{t-2}, ŝ_{t-1|t-2}
+
+        def gain(t: int, s_previous: Tensor, s_prior: Tensor, x_t: Tensor, innovation: Tensor) -> Tensor:
+            K = self.net(x_t - memory["x"], innovation, s_previous - memory["s"], s_previous - memory["s_prior"])
+            memory.update(x=x_t, s=s_previous, s_prior=s_prior)
+            return K
+
+        return gain_filter(x, model.f, model.h, gain, model.s0)
