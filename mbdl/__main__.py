@@ -1,10 +1,18 @@
-"""Command line: ``python -m mbdl task=... method=... regime=... seed=...`` (``--help`` for more)."""
+"""Command line.
+
+``python -m mbdl task=... method=... regime=... seed=...``  one run (``--help`` for more);
+``python -m mbdl -m KEY=A,B ...``                           a sweep (docs/sweeps.md);
+``python -m mbdl compare DIR ...``                          the comparison of finished runs.
+
+The console script ``mbdl`` is the same command.
+"""
 
 from __future__ import annotations
 
 import math
 import sys
 import traceback
+import warnings
 from typing import Any
 
 import hydra
@@ -13,8 +21,16 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from mbdl.config import ConfigError
-from mbdl.results.record import write_record
+from mbdl.results.loggers import finish_trackers
+from mbdl.results.record import finished_record, write_record
 from mbdl.results.summary import job_line, results_table
+
+#: objective returned to a sweeper for a failed run (Optuna cannot take NaN).
+FAILED_OBJECTIVE = 1e9
+
+#: the sub-commands that are not a Hydra run, and the module whose ``main(argv)`` runs each.
+SUBCOMMANDS = {"compare": "mbdl.results.compare"}
+
 
 def _config_error(error: BaseException) -> ConfigError | None:
     """The :class:`ConfigError` behind ``error`` (Hydra's ``instantiate`` wraps it), if any."""
@@ -23,8 +39,27 @@ def _config_error(error: BaseException) -> ConfigError | None:
     return error
 
 
-#: objective returned to a sweeper for a failed run (Optuna cannot take NaN).
-FAILED_OBJECTIVE = 1e9
+def objective(record: dict[str, Any]) -> float:
+    """What a sweeper minimises: the primary test metric, or :data:`FAILED_OBJECTIVE` for a failed run."""
+    value = record.get(f"test/{record.get('primary_metric')}")
+    ok = record.get("status") == "ok" and isinstance(value, (int, float)) and math.isfinite(value)
+    return float(value) if ok else FAILED_OBJECTIVE
+
+
+def _require_finite(record: dict[str, Any]) -> None:
+    """Fail a run whose primary test metric is NaN or infinite (it would poison the means over seeds)."""
+    key = f"test/{record['primary_metric']}"
+    value = record.get(key)
+    if not (isinstance(value, (int, float)) and math.isfinite(value)):
+        raise FloatingPointError(f"non-finite {key} = {value}")
+
+
+def _adapt_to_multirun(cfg: DictConfig) -> None:
+    """In a multirun: one torch thread per job (unless ``threads`` is set) and no progress bar (one line per job instead)."""
+    if cfg.threads is None:
+        cfg.threads = 1
+    if "enable_progress_bar" in cfg.trainer:
+        cfg.trainer.enable_progress_bar = False
 
 
 @hydra.main(version_base="1.3", config_path="../configs", config_name="config")
@@ -33,39 +68,57 @@ def app(cfg: DictConfig) -> float:
     hydra_cfg = HydraConfig.get()
     output_dir = hydra_cfg.runtime.output_dir
     multirun = hydra_cfg.mode == RunMode.MULTIRUN
+    overrides = list(hydra_cfg.overrides.task)
+    if cfg.get("resume") and (done := finished_record(output_dir, overrides)) is not None:
+        print(job_line(done, "skipped, already finished"), flush=True)
+        return objective(done)
+    if multirun:
+        _adapt_to_multirun(cfg)
+    # the CSV logger writes into the run directory, which already holds .hydra/: not a problem worth a warning
+    warnings.filterwarnings("ignore", message="Experiment logs directory .* exists and is not empty")
     record: dict[str, Any] = {
         "task": cfg.task.name,
         "method": cfg.method.name,
         "regime": cfg.regime.name,
         "seed": cfg.seed,
-        "overrides": list(hydra_cfg.overrides.task),
+        "overrides": overrides,
     }
     try:
         from mbdl.run import run  # imported here so that --help and config errors stay fast
 
-        record.update(run(cfg, output_dir), status="ok")
+        record.update(run(cfg, output_dir), torch_threads=sys.modules["torch"].get_num_threads())
+        _require_finite(record)
+        record["status"] = "ok"
     except Exception as error:  # noqa: BLE001 - every failure is recorded, then reported
         cause = _config_error(error)
         record.update(status="failed", error=f"{type(cause or error).__name__}: {cause or error}")
         write_record(output_dir, record)
+        finish_trackers(record, output_dir)
         if multirun:
             print(job_line(record), file=sys.stderr, flush=True)
-            traceback.print_exc()
+            if cause is None:
+                traceback.print_exc()
             return FAILED_OBJECTIVE
         if cause is not None:
             sys.exit(f"error: {cause}")
         raise
     write_record(output_dir, record)
+    finish_trackers(record, output_dir)
     if multirun:
         print(job_line(record), flush=True)
     else:
         print(f"\n{results_table([record])}\n\nrun directory: {output_dir}", flush=True)
-    value = record.get(f"test/{record['primary_metric']}")
-    return value if isinstance(value, float) and math.isfinite(value) else FAILED_OBJECTIVE
+    return objective(record)
 
 
-def main() -> None:
-    """Console-script entry point ``mbdl``."""
+def main(argv: list[str] | None = None) -> None:
+    """Console-script entry point ``mbdl``: a sub-command (``mbdl compare DIR``) or a Hydra run."""
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] in SUBCOMMANDS:
+        import importlib
+
+        importlib.import_module(SUBCOMMANDS[argv[0]]).main(argv[1:])
+        return
     app()
 
 

@@ -55,3 +55,13 @@ def read_records(*roots: str | Path) -> list[dict[str, Any]]:
             record["run_dir"] = str(path.parent)
             records.append(record)
     return records
+
+
+def finished_record(run_dir: str | Path, overrides: list[str]) -> dict[str, Any] | None:
+    """The record in ``run_dir`` if that run finished ``ok`` with the same ``overrides`` (``resume`` ignored), else ``None``."""
+    path = Path(run_dir) / RECORD_NAME
+    if not path.is_file():
+        return None
+    record = json.loads(path.read_text())
+    same = lambda items: sorted(o for o in items if not o.lstrip("+~").startswith("resume="))  # noqa: E731
+    return record if record.get("status") == "ok" and same(record.get("overrides", [])) == same(overrides) else None

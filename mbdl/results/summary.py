@@ -10,6 +10,9 @@ from omegaconf import DictConfig
 
 from mbdl.results.record import read_records
 
+#: the keys that identify a run in every line and table (the other overrides are shown after them).
+IDENTITY = ("task", "method", "regime", "seed")
+
 
 def _format(value: Any) -> str:
     if value is None:
@@ -31,9 +34,12 @@ def results_table(records: list[dict[str, Any]]) -> str:
     return "\n".join([line(columns), line(["-" * w for w in widths]), *map(line, rows)])
 
 
-def job_line(record: dict[str, Any]) -> str:
-    """One line for a finished job: identity, status and the primary metric against its bound."""
-    head = f"[{record.get('status', '?')}] {record.get('task')} {record.get('method')} {record.get('regime')} seed={record.get('seed')}"
+def job_line(record: dict[str, Any], note: str | None = None) -> str:
+    """One line for a finished job: status, identity, its own overrides and the primary metric against its bound."""
+    status = note or record.get("status", "?")
+    swept = " ".join(o for o in record.get("overrides", []) if o.split("=", 1)[0].lstrip("+~") not in IDENTITY)
+    head = f"[{status}] {record.get('task')} {record.get('method')} {record.get('regime')} seed={record.get('seed')}"
+    head += f" {swept}" if swept else ""
     if record.get("status") != "ok":
         return f"{head}  error: {record.get('error', '')}"
     tests = {k: v for k, v in record.items() if k.startswith("test/")}
@@ -49,4 +55,15 @@ class SweepProgress(Callback):
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         sweep_dir = Path(config.hydra.sweep.dir)
-        print(f"\n{results_table(read_records(sweep_dir))}\n\nsweep directory: {sweep_dir}", flush=True)
+        records = read_records(sweep_dir)
+        print(f"\n{results_table(records)}\n\n{failure_summary(records)}sweep directory: {sweep_dir}", flush=True)
+
+
+def failure_summary(records: list[dict[str, Any]]) -> str:
+    """``"N of M jobs failed:"`` and one line per failed job with its run directory, or ``""`` when none failed."""
+    failed = [r for r in records if r.get("status") != "ok"]
+    if not failed:
+        return ""
+    lines = [f"{len(failed)} of {len(records)} jobs failed:"]
+    lines += [f"  {job_line(r)}\n    {r.get('run_dir', '')}" for r in failed]
+    return "\n".join(lines) + "\n\n"

@@ -1,0 +1,229 @@
+"""The comparison dashboard: one self-contained HTML file (inline SVG, CSS and a little JavaScript; works offline).
+
+Per task: the spectrum chart (test error vs training-set size per method, the bound as a dashed
+line), error vs iterations/layers (the per-iteration curves), error vs SNR and vs every other
+swept numeric key, trainable parameters and inference time per method, and one example figure
+per method. Then the summary over seeds and the sortable table of every run (click a header;
+``dashboard.html#sort=<column>:desc`` sorts on load). Every name from a record is escaped.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+from collections import Counter, defaultdict
+from html import escape
+from pathlib import Path
+from typing import Any
+
+from mbdl.results.charts import Series, bar_chart, line_chart
+from mbdl.results.compare import aggregate, format_value, label, result_columns, text_rows
+from mbdl.results.loggers import FIGURE_NAME
+
+#: swept keys that set the training-set size (the spectrum chart's x axis, field ``n_train``).
+N_TRAIN_KEYS = ("override:regime.n_train", "override:task.n_train")
+#: series beyond this many on one chart are dropped (and the drop is said under the chart).
+MAX_SERIES = 10
+
+STYLE = """
+body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:24px;color:#222;background:#fff}
+h1{font-size:22px;margin:0 0 4px}h2{font-size:18px;margin:28px 0 8px;border-bottom:1px solid #ddd}
+.meta,.note{color:#555;font-size:13px}.charts{display:flex;flex-wrap:wrap;gap:12px}
+.chart{border:1px solid #e3e3e3;border-radius:6px;background:#fcfcfc}
+.chart .frame{fill:#fff;stroke:#999}.chart .grid{stroke:#eee}.chart .tick{font-size:11px;fill:#444}
+.chart .legend{font-size:12px;fill:#222}.chart .axis{font-size:12px;fill:#222}.chart .title{font-size:14px;font-weight:600;fill:#222}
+table{border-collapse:collapse;font-size:12px;margin:8px 0}th,td{border:1px solid #ddd;padding:3px 6px;text-align:left;white-space:nowrap}
+th{background:#f3f3f3;cursor:pointer;user-select:none;position:sticky;top:0}th[aria-sort=ascending]::after{content:" \\25B2"}
+th[aria-sort=descending]::after{content:" \\25BC"}tr.failed td{background:#fff0f0}.figures{display:flex;flex-wrap:wrap;gap:12px}
+.scroll{overflow-x:auto;max-width:100%}figure{margin:0}figure img{max-width:420px;border:1px solid #e3e3e3}figcaption{font-size:12px;color:#555}
+"""
+
+SCRIPT = """
+(function () {
+  function key(row, i) {
+    var v = row.cells[i].getAttribute('data-value');
+    if (v === null || v === '') return [2, ''];
+    return isNaN(Number(v)) ? [1, v] : [0, Number(v)];
+  }
+  function sortTable(table, i, dir) {
+    var body = table.tBodies[0], rows = Array.prototype.slice.call(body.rows);
+    rows.sort(function (a, b) {
+      var x = key(a, i), y = key(b, i);
+      if (x[0] !== y[0]) return x[0] - y[0];
+      var d = x[1] < y[1] ? -1 : x[1] > y[1] ? 1 : 0;
+      return dir === 'asc' ? d : -d;
+    });
+    rows.forEach(function (r) { body.appendChild(r); });
+    Array.prototype.forEach.call(table.tHead.rows[0].cells, function (th, j) {
+      th.setAttribute('aria-sort', j === i ? (dir === 'asc' ? 'ascending' : 'descending') : 'none');
+    });
+  }
+  var tables = document.querySelectorAll('table.sortable');
+  Array.prototype.forEach.call(tables, function (table) {
+    Array.prototype.forEach.call(table.tHead.rows[0].cells, function (th, i) {
+      th.addEventListener('click', function () {
+        sortTable(table, i, th.getAttribute('aria-sort') === 'ascending' ? 'desc' : 'asc');
+      });
+    });
+  });
+  var m = /sort=([^:&]+)(?::(asc|desc))?/.exec(decodeURIComponent(location.hash));
+  if (m) Array.prototype.forEach.call(tables, function (table) {
+    var heads = Array.prototype.slice.call(table.tHead.rows[0].cells);
+    var i = heads.findIndex(function (th) { return th.getAttribute('data-key') === m[1]; });
+    if (i >= 0) sortTable(table, i, m[2] || 'asc');
+  });
+  document.body.setAttribute('data-ready', 'true');
+})();
+"""
+
+
+def _series_label(row: dict[str, Any], fields: list[str]) -> str:
+    """``method regime key=value ...`` for a row of :func:`aggregate` (keys by their last part: ``n_train=10``)."""
+    parts = (str(row[f]) if not f.startswith("override:") else f"{label(f).rsplit('.', 1)[-1]}={'default' if row[f] is None else row[f]}" for f in fields)
+    return " ".join(parts)
+
+
+def _series(rows: list[dict[str, Any]], fields: list[str], x: str, y: str) -> list[Series]:
+    """One :class:`Series` per distinct value of ``fields``: ``x`` against the mean ``y`` ± its std."""
+    lines: dict[str, Series] = {}
+    for row in rows:
+        if isinstance(row.get(x), (int, float)) and y in row:
+            line = lines.setdefault(_series_label(row, fields), Series(_series_label(row, fields), [], [], []))
+            line.x.append(row[x])
+            line.y.append(row[y])
+            line.err.append(row.get(f"{y}:std") or 0.0)
+    return list(lines.values())
+
+
+def _bound(runs: list[dict[str, Any]], metric: str, x: str, fields: list[str]) -> list[Series]:
+    """The task's bound on ``metric`` (mean over runs) against ``x``, a dashed line per value of the swept ``fields``."""
+    rows = [r for r in aggregate(runs, [*fields, x]) if f"bound/{metric}" in r and r[x] is not None]
+    lines = _series(rows, fields, x, f"bound/{metric}")
+    for line in lines:
+        line.label, line.err, line.dashed = " ".join(["bound", line.label]).strip(), [], True
+    return lines
+
+
+def _chart(title: str, xlabel: str, ylabel: str, series: list[Series], logx: bool = False) -> str:
+    """A line chart, or a note when there is nothing to draw; says when series were dropped."""
+    if not any(s.x for s in series):
+        return f'<p class="note">{escape(title)}: nothing to draw in these runs.</p>'
+    dropped = len(series) - MAX_SERIES
+    svg = line_chart(title, xlabel, ylabel, [s for s in series if s.x][:MAX_SERIES], logx)
+    return svg + (f'<p class="note">{dropped} more series not drawn.</p>' if dropped > 0 else "")
+
+
+def _task_charts(runs: list[dict[str, Any]], swept: list[str]) -> list[str]:
+    """The charts of one task's runs."""
+    ok = [r for r in runs if r.get("status") == "ok"]
+    if not ok:
+        return ['<p class="note">No finished run: nothing to chart.</p>']
+    metric = Counter(r["primary_metric"] for r in ok).most_common(1)[0][0]
+    test, ylabel = f"test/{metric}", metric
+    others = [k for k in swept if k not in N_TRAIN_KEYS and len({repr(r.get(k)) for r in runs}) > 1]
+    identity = ["method", "regime"] if len({r["regime"] for r in runs}) > 1 else ["method"]
+    charts = []
+    by_size = aggregate(runs, [*identity, *others, "n_train"])
+    charts.append(_chart("the spectrum: error vs training-set size", "n_train", ylabel, _series(by_size, identity + others, "n_train", test) + _bound(ok, metric, "n_train", others), logx=True))
+    largest = max((r["n_train"] for r in ok if r.get("n_train") is not None), default=None)
+    at_largest = [r for r in runs if r.get("n_train") == largest]
+    groups = aggregate(at_largest, [*identity, *others])
+    iteration_series = [Series(_series_label(r, identity + others), list(range(1, len(r[f"curve/{metric}"]) + 1)), r[f"curve/{metric}"]) for r in groups if f"curve/{metric}" in r]
+    depth = max((len(s.x) for s in iteration_series), default=0)
+    if depth:
+        iteration_series += [Series(line.label, [1, depth], [line.y[0]] * 2, dashed=True) for line in _bound(at_largest, metric, "n_train", others)]
+    charts.append(_chart(f"error vs iterations/layers (n_train={largest})", "iteration / layer", ylabel, iteration_series))
+    numeric = [k for k in others if all(isinstance(r.get(k), (int, float)) for r in runs)]
+    snr = [k for k in numeric if "snr" in k.lower()]
+    if not snr:
+        charts.append('<p class="note">error vs SNR: no SNR sweep in these runs (sweep the task\'s SNR option, e.g. task.snr_db=0,10,20).</p>')
+    for key in snr + [k for k in numeric if k not in snr]:
+        rest = [k for k in others if k != key]
+        rows = aggregate(at_largest, [*identity, *rest, key])
+        title = f"error vs SNR ({label(key)})" if key in snr else f"error vs {label(key)}"
+        charts.append(_chart(title, label(key), ylabel, _series(rows, identity + rest, key, test) + _bound(at_largest, metric, key, rest)))
+    names = [_series_label(r, identity + others) for r in groups]
+    charts.append(bar_chart(f"trainable parameters (n_train={largest})", "", [(n, r.get("params", 0.0)) for n, r in zip(names, groups)]))
+    charts.append(bar_chart(f"inference time (n_train={largest})", "ms/sample", [(n, r.get("infer_ms_per_sample", 0.0)) for n, r in zip(names, groups)]))
+    return charts
+
+
+def _figures(runs: list[dict[str, Any]], identity: list[str]) -> str:
+    """One example figure (the run's figure.png, inlined) per method: the first finished run that saved one."""
+    shown: dict[str, str] = {}
+    for run in runs:
+        name = " ".join(str(run[f]) for f in identity)
+        path = Path(run["run_dir"]) / FIGURE_NAME
+        if run.get("status") == "ok" and name not in shown and path.is_file():
+            data = base64.b64encode(path.read_bytes()).decode()
+            caption = escape(f"{name}, seed {run.get('seed')}: {Path(run['run_dir']).name}")
+            shown[name] = f'<figure><img alt="{caption}" src="data:image/png;base64,{data}"><figcaption>{caption}</figcaption></figure>'
+    return f'<div class="figures">{"".join(shown.values())}</div>' if shown else ""
+
+
+def _cell(value: Any, text: str | None = None) -> str:
+    sort = "" if value is None or isinstance(value, (list, dict)) else escape(str(value), quote=True)
+    return f'<td data-value="{sort}">{escape(text if text is not None else format_value(value))}</td>'
+
+
+def _table(header: list[tuple[str, str]], rows: list[str], css: str = "sortable") -> str:
+    heads = "".join(f'<th data-key="{escape(key, quote=True)}" aria-sort="none">{escape(text)}</th>' for key, text in header)
+    return f'<div class="scroll"><table class="{css}"><thead><tr>{heads}</tr></thead><tbody>{"".join(rows)}</tbody></table></div>'
+
+
+def _summary_table(rows: list[dict[str, Any]], by: list[str]) -> str:
+    """The groups of :func:`aggregate` with ``mean ± std``; sorts by the mean."""
+    header, cells = text_rows(rows, by)
+    keys = [*by, "runs", "failed", *result_columns(rows)]
+    body = []
+    for row, texts in zip(rows, cells):
+        body.append("<tr>" + "".join(_cell(row.get(k), t) for k, t in zip(keys, texts)) + "</tr>")
+    return _table([(label(k), h) for k, h in zip(keys, header)], body)
+
+
+def _run_table(runs: list[dict[str, Any]], swept: list[str], base: Path) -> str:
+    """Every run: identity, status, swept keys, results, its directory (linked) and its error."""
+    results = result_columns(runs)
+    keys = ["task", "method", "regime", "seed", "status", *swept, *results]
+    body = []
+    for run in runs:
+        cells = "".join(_cell(run.get(k)) for k in keys)
+        target = Path(run["run_dir"]) / (FIGURE_NAME if (Path(run["run_dir"]) / FIGURE_NAME).is_file() else "metrics.json")
+        link = escape(os.path.relpath(target, base), quote=True)
+        name = Path(run["run_dir"]).name
+        cells += f'<td data-value="{escape(name, quote=True)}"><a href="{link}">{escape(name)}</a></td>' + _cell(run.get("error", ""), run.get("error", ""))
+        body.append(f'<tr class="{"ok" if run.get("status") == "ok" else "failed"}">{cells}</tr>')
+    header = [(k, label(k)) for k in keys] + [("run", "run"), ("error", "error")]
+    return _table(header, body)
+
+
+def render(runs: list[dict[str, Any]], swept: list[str], rows: list[dict[str, Any]], by: list[str], base: Path) -> str:
+    """The dashboard's HTML for ``runs`` (from :func:`~mbdl.results.compare.load_runs`) and their groups ``rows``."""
+    failed = [r for r in runs if r.get("status") != "ok"]
+    tasks: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for run in runs:
+        tasks[str(run.get("task"))].append(run)
+    body = [
+        "<h1>mbdl comparison</h1>",
+        f'<p class="meta">{len(runs)} runs ({len(failed)} failed) in {len(rows)} groups; swept: {escape(", ".join(map(label, swept)) or "nothing")}. '
+        "Mean ± std over seeds; lower error is better.</p>",
+    ]
+    for task, task_runs in sorted(tasks.items()):
+        body.append(f"<h2>{escape(task)}</h2>")
+        body.append(f'<div class="charts">{"".join(_task_charts(task_runs, swept))}</div>')
+        body.append(_figures(task_runs, ["method", "regime"]))
+    body += ["<h2>summary over seeds</h2>", _summary_table(rows, by), "<h2>runs</h2>", _run_table(runs, swept, base)]
+    if failed:
+        items = "".join(f"<li>{escape(Path(r['run_dir']).name)}: {escape(str(r.get('error', '')))}</li>" for r in failed)
+        body.append(f"<h2>failed runs</h2><ul>{items}</ul>")
+    return (
+        '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>mbdl comparison</title>'
+        f'<meta name="viewport" content="width=device-width, initial-scale=1"><style>{STYLE}</style></head>'
+        f'<body>{"".join(body)}<script>{SCRIPT}</script></body></html>\n'
+    )
+
+
+def write_dashboard(path: Path, runs: list[dict[str, Any]], swept: list[str], rows: list[dict[str, Any]], by: list[str]) -> Path:
+    """Write :func:`render`'s HTML to ``path`` (links to run directories relative to it)."""
+    path.write_text(render(runs, swept, rows, by, path.parent), encoding="utf-8")
+    return path
