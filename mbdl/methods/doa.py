@@ -1,0 +1,321 @@
+r"""Direction of arrival on the spectrum, every method returning the angles ``(batch, M)`` in radians.
+
+* model-based: :class:`SubspaceEstimator` — MUSIC, Root-MUSIC or ESPRIT on the sample covariance
+  (optionally spatially smoothed / forward-backward averaged), with the nominal ULA;
+* learned optimizer: the same with a learned array calibration (``calibration``), trained
+  through differentiable Root-MUSIC or ESPRIT;
+* black box: :class:`DeepCNN` — a CNN from the covariance to a grid spectrum (Papageorgiou et al. 2021);
+* unfolded: :class:`CovarianceLISTA` — LISTA on the steering-vector dictionary of the covariance;
+* DNN-aided: :class:`SubspaceNet` (Shmuel et al. 2023) — a CNN maps lagged autocorrelations to a
+  covariance that the subspace methods decompose, trained through them.
+"""
+
+from __future__ import annotations
+
+import math
+from abc import abstractmethod
+from collections.abc import Iterator
+
+import torch
+from torch import Tensor, nn
+
+from mbdl.algorithms.ista import LISTA
+from mbdl.algorithms.parameters import Mode
+from mbdl.algorithms.subspace import (
+    ALGORITHMS,
+    estimate,
+    forward_backward,
+    sample_covariance,
+    spatial_smoothing,
+    spectrum_peaks,
+    ula_steering,
+)
+from mbdl.config import ConfigError, check_choice, check_positive, require
+from mbdl.methods.base import Method
+from mbdl.nets.cnn import CovarianceCNN, SubspaceNetCNN
+from mbdl.tasks.base import Batch
+from mbdl.tasks.doa import DoA
+
+SMOOTHING = ("none", "forward_backward", "spatial", "spatial_fb")
+CALIBRATION = ("none", "phase", "gain_phase")
+DIFFERENTIABLE = ("root_music", "esprit")
+
+
+def angle_grid(step_deg: float) -> Tensor:
+    """Uniform grid ``(G,)`` over ``[-90°, 90°]`` with the given step, in radians (default float dtype)."""
+    count = round(180.0 / step_deg) + 1
+    return torch.linspace(-math.pi / 2, math.pi / 2, count)
+
+
+def grid_labels(theta: Tensor, grid: Tensor) -> Tensor:
+    """Multi-label targets ``(batch, G)``: 1 at the grid point nearest each DoA of ``theta`` ``(batch, M)``."""
+    step = grid[1] - grid[0]
+    index = torch.round((theta.to(grid) - grid[0]) / step).long().clamp(0, len(grid) - 1)
+    return torch.zeros(len(theta), len(grid), dtype=grid.dtype, device=grid.device).scatter_(1, index, 1.0)
+
+
+def normalised_covariance(x: Tensor) -> Tensor:
+    r""":math:`\hat R / (\mathrm{tr}\hat R / N)`, ``(batch, N, N)``: the sample covariance at unit mean sensor power."""
+    R = sample_covariance(x)
+    power = R.diagonal(dim1=-2, dim2=-1).real.mean(-1)
+    return R / power[:, None, None]
+
+
+class _AngleMethod(Method):
+    """Common parts: the task's number of sources, a search grid (buffer) and the subspace estimators.
+
+    Args:
+        task: the DoA task.
+        algorithm: subspace estimator used at test time (``music``, ``root_music``, ``esprit``).
+        grid_deg: MUSIC / spectrum grid step in degrees.
+    """
+
+    def __init__(self, task: DoA, algorithm: str = "music", grid_deg: float = 0.1) -> None:
+        super().__init__(task)
+        check_choice(algorithm, "method.algorithm", ALGORITHMS)
+        check_positive(grid_deg, "method.grid_deg")
+        self.algorithm, self.sources, self.sensors = algorithm, task.sources, task.sensors
+        self.register_buffer("grid", angle_grid(grid_deg), persistent=False)
+
+    def angles(self, R: Tensor, algorithm: str | None = None) -> Tensor:
+        """DoAs ``(batch, M)`` of covariances ``R`` with ``algorithm`` (default: the test-time one)."""
+        return estimate(algorithm or self.algorithm, R, self.sources, self.grid.to(R.real.dtype)).to(self.grid.dtype)
+
+
+class _CovarianceMethod(_AngleMethod):
+    """A method that builds a covariance ``covariance(data)`` and decomposes it with a subspace estimator.
+
+    Tested with ``algorithm``; trained (when it has parameters) through the differentiable
+    ``train_algorithm`` with the task's supervised or unsupervised loss on its angles.
+    """
+
+    train_algorithm: str
+
+    @abstractmethod
+    def covariance(self, data: Batch) -> Tensor:
+        """The covariance ``(batch, K, K)`` the subspace estimator decomposes."""
+
+    def forward(self, data: Batch) -> Tensor:
+        return self.angles(self.covariance(data))
+
+    def loss(self, data: Batch, kind: str) -> Tensor:
+        """The task's loss on the angles of ``train_algorithm`` (Root-MUSIC or ESPRIT, differentiable)."""
+        check_choice(kind, "regime.loss", ("supervised", "unsupervised"))
+        angles = self.angles(self.covariance(data), self.train_algorithm)
+        return self.task.supervised_loss(angles, data) if kind == "supervised" else self.task.unsupervised_loss(angles, data)
+
+
+class SubspaceEstimator(_CovarianceMethod):
+    r"""MUSIC / Root-MUSIC / ESPRIT on the (preprocessed, optionally calibrated) sample covariance.
+
+    With ``calibration``, the sensors' unknown complex responses :math:`c_n = g_n e^{j\phi_n}`
+    are learned (shared by all inputs, the learned-optimizer point): the covariance is
+    corrected to :math:`\mathrm{diag}(c)^{-1}\hat R\,\mathrm{diag}(c)^{-H}`, which undoes gain and
+    phase errors exactly (position errors only to first order at each angle). Training runs
+    through ``train_algorithm`` (differentiable Root-MUSIC or ESPRIT).
+
+    Args:
+        task: the DoA task.
+        algorithm: test-time estimator.
+        smoothing: ``none``, ``forward_backward``, ``spatial`` (``subarray`` sensors) or ``spatial_fb``.
+        subarray: spatial-smoothing subarray size ``K`` (``M < K <= N``); ``None``: ``max(N - M + 1, M + 1)``
+            (``N - K + 1 = M`` subarrays, the fewest that restore rank ``M``).
+        grid_deg: MUSIC grid step.
+        calibration: ``none`` (model-based), ``phase`` or ``gain_phase`` (learned).
+        train_algorithm: differentiable estimator the calibration is trained through.
+    """
+
+    def __init__(
+        self,
+        task: DoA,
+        algorithm: str = "music",
+        smoothing: str = "none",
+        subarray: int | None = None,
+        grid_deg: float = 0.1,
+        calibration: str = "none",
+        train_algorithm: str = "esprit",
+    ) -> None:
+        super().__init__(task, algorithm, grid_deg)
+        check_choice(smoothing, "method.smoothing", SMOOTHING)
+        check_choice(calibration, "method.calibration", CALIBRATION)
+        check_choice(train_algorithm, "method.train_algorithm", DIFFERENTIABLE)
+        self.subarray = subarray if subarray is not None else max(task.sensors - task.sources + 1, task.sources + 1)
+        if smoothing.startswith("spatial"):
+            check_positive(self.subarray, "method.subarray", integer=True)
+            require(task.sources < self.subarray <= task.sensors, "method.subarray", f"must be in ({task.sources}, {task.sensors}], got {self.subarray}")
+        self.smoothing, self.calibration, self.train_algorithm = smoothing, calibration, train_algorithm
+        if calibration != "none":
+            self.log_gain = nn.Parameter(torch.zeros(task.sensors), requires_grad=calibration == "gain_phase")
+            self.phase = nn.Parameter(torch.zeros(task.sensors))
+
+    def covariance(self, data: Batch) -> Tensor:
+        """The calibrated, smoothed sample covariance ``(batch, K, K)``."""
+        R = sample_covariance(data["x"])
+        if self.calibration != "none":
+            inverse = torch.polar(torch.exp(-self.log_gain), -self.phase).to(R)
+            R = inverse[:, None] * R * inverse.conj()
+        if self.smoothing.startswith("spatial"):
+            R = spatial_smoothing(R, self.subarray)
+        if self.smoothing.endswith(("fb", "backward")):
+            R = forward_backward(R)
+        return R
+
+
+class DeepCNN(_AngleMethod):
+    """Black box: a CNN from the covariance (real, imaginary, phase channels) to a grid spectrum.
+
+    Trained with the multi-label binary cross-entropy against :func:`grid_labels`
+    (Papageorgiou, Sellathurai & Eldar 2021); the DoAs are the ``M`` highest peaks of its
+    sigmoid output. It needs labels (``regime.loss=supervised``).
+
+    Args:
+        task: the DoA task.
+        grid_deg: output grid step in degrees.
+        channels, layers, hidden, dropout: see :class:`mbdl.nets.cnn.CovarianceCNN`.
+    """
+
+    def __init__(self, task: DoA, grid_deg: float = 1.0, channels: int = 64, layers: int = 4, hidden: tuple[int, ...] = (512, 256), dropout: float = 0.3) -> None:
+        super().__init__(task, "music", grid_deg)
+        for option, value in (("channels", channels), ("layers", layers)):
+            check_positive(value, f"method.{option}", integer=True)
+        self.net = CovarianceCNN(3, task.sensors, len(self.grid), channels, layers, tuple(hidden), dropout)
+
+    def logits(self, data: Batch) -> Tensor:
+        """``(batch, G)`` grid logits."""
+        R = normalised_covariance(data["x"])
+        image = torch.stack([R.real, R.imag, torch.angle(R)], dim=1)
+        return self.net(image.to(self.grid.dtype))
+
+    def forward(self, data: Batch) -> Tensor:
+        return spectrum_peaks(torch.sigmoid(self.logits(data)), self.sources, self.grid, refine=False)
+
+    def loss(self, data: Batch, kind: str) -> Tensor:
+        """Multi-label binary cross-entropy of the grid logits."""
+        if kind != "supervised":
+            raise ConfigError(f"regime.loss: the CNN's grid spectrum is trained from labels, got {kind!r} (valid: supervised)")
+        return nn.functional.binary_cross_entropy_with_logits(self.logits(data), grid_labels(data["s"], self.grid))
+
+
+class CovarianceLISTA(_AngleMethod):
+    r"""Unfolded: LISTA on the steering-vector dictionary of the covariance (on-grid sparse DoA).
+
+    The off-diagonal entries of the normalised covariance (:func:`normalised_covariance`, upper
+    triangle, real and imaginary parts stacked, which removes the noise :math:`\sigma^2 I`) are
+    :math:`r = \Phi p` with :math:`\Phi_{:,g}` those entries of :math:`a(\theta_g)a(\theta_g)^H` and
+    :math:`p \ge 0` the source powers on the grid (for non-coherent sources). LISTA
+    (:class:`mbdl.algorithms.ista.LISTA`, per-layer :math:`W_t, S_t, \theta_t`) is initialised from
+    ISTA on :math:`\tfrac12\|r - \Phi p\|^2 + \lambda\|p\|_1`; the DoAs are the ``M`` largest peaks
+    of :math:`\hat p`. Supervised loss: squared error to the model's normalised powers
+    :math:`\sigma_s^2 / (M\sigma_s^2 + 1)` at the true grid points; unsupervised: the LASSO objective.
+
+    Args:
+        task: the DoA task.
+        iterations: LISTA layers.
+        lam: LASSO weight ``λ`` of the initial ISTA.
+        grid_deg: dictionary grid step in degrees.
+        mode: ``per_iteration`` (LISTA) or ``shared`` (tied layers).
+    """
+
+    def __init__(self, task: DoA, iterations: int = 10, lam: float = 0.05, grid_deg: float = 1.0, mode: Mode = "per_iteration") -> None:
+        super().__init__(task, "music", grid_deg)
+        check_positive(iterations, "method.iterations", integer=True)
+        check_positive(lam, "method.lam", strict=False)
+        self.lam = lam
+        rows, cols = torch.triu_indices(task.sensors, task.sensors, offset=1)
+        self.register_buffer("rows", rows, persistent=False)
+        self.register_buffer("cols", cols, persistent=False)
+        a = ula_steering(self.grid.double(), task.sensors).T  # (G, N)
+        dictionary = self.offdiagonal(a[:, :, None] * a[:, None, :].conj()).T  # (2 N(N-1)/2, G)
+        self.register_buffer("dictionary", dictionary.to(self.grid.dtype), persistent=False)
+        self.lista = LISTA(self.dictionary, iterations, lam, mode=mode)
+        self.target_power = task.source_power / (task.sources * task.source_power + 1.0)
+
+    def offdiagonal(self, R: Tensor) -> Tensor:
+        """Real and imaginary parts of the upper off-diagonal entries: ``(batch, N, N)`` -> ``(batch, 2 N(N-1)/2)``."""
+        entries = R[..., self.rows, self.cols]
+        return torch.cat([entries.real, entries.imag], dim=-1)
+
+    def measurements(self, data: Batch) -> Tensor:
+        """``r`` ``(batch, 2 N(N-1)/2)``."""
+        return self.offdiagonal(normalised_covariance(data["x"])).to(self.grid.dtype)
+
+    def powers(self, data: Batch) -> Iterator[Tensor]:
+        """Grid powers ``p̂`` ``(batch, G)`` after each layer."""
+        return self.lista.iterates(self.measurements(data))
+
+    def iterates(self, data: Batch) -> Iterator[Tensor]:
+        for p in self.powers(data):
+            yield spectrum_peaks(p, self.sources, self.grid, refine=False)
+
+    def forward(self, data: Batch) -> Tensor:
+        for angles in self.iterates(data):
+            pass
+        return angles
+
+    def loss(self, data: Batch, kind: str) -> Tensor:
+        """Squared error to the grid powers (supervised) or the LASSO objective on ``r`` (unsupervised)."""
+        check_choice(kind, "regime.loss", ("supervised", "unsupervised"))
+        for p in self.powers(data):
+            pass
+        if kind == "supervised":
+            target = self.target_power * grid_labels(data["s"], self.grid)
+            return (p - target).square().sum(-1).mean()
+        r = self.measurements(data)
+        return (0.5 * (r - p @ self.dictionary.T).square().sum(-1) + self.lam * p.abs().sum(-1)).mean()
+
+
+def lagged_autocorrelations(x: Tensor, lags: int) -> Tensor:
+    r""":math:`R_x(\tau) = \frac{1}{T-\tau}\sum_{t} x_{t+\tau} x_t^H` for :math:`\tau = 0..\text{lags}-1`: ``(batch, lags, N, N)``."""
+    snapshots = x.shape[-1]
+    return torch.stack([x[..., tau:] @ x[..., : snapshots - tau].mH / (snapshots - tau) for tau in range(lags)], dim=1)
+
+
+class SubspaceNet(_CovarianceMethod):
+    r"""DNN-aided: SubspaceNet (Shmuel, Lee, Shlezinger & Eldar 2023).
+
+    The real and imaginary parts of ``lags`` lagged autocorrelations (scaled by the mean sensor
+    power) feed :class:`mbdl.nets.cnn.SubspaceNetCNN`, whose two output channels form
+    :math:`K \in \mathbb{C}^{N\times N}`; the surrogate covariance
+    :math:`\tilde R = K K^H + \varepsilon I` is Hermitian positive definite, and its subspaces
+    give the DoAs. Trained end to end through ``train_algorithm`` (differentiable Root-MUSIC or
+    ESPRIT); tested with ``algorithm`` (MUSIC, Root-MUSIC or ESPRIT).
+
+    Args:
+        task: the DoA task.
+        lags: ``τ``, the number of autocorrelation lags (``< T``).
+        algorithm: test-time estimator.
+        train_algorithm: differentiable estimator it is trained through.
+        epsilon: :math:`\varepsilon`.
+        width, dropout: see :class:`mbdl.nets.cnn.SubspaceNetCNN`.
+        grid_deg: MUSIC grid step.
+    """
+
+    def __init__(
+        self,
+        task: DoA,
+        lags: int = 8,
+        algorithm: str = "esprit",
+        train_algorithm: str = "esprit",
+        epsilon: float = 1.0,
+        width: int = 16,
+        dropout: float = 0.2,
+        grid_deg: float = 0.1,
+    ) -> None:
+        super().__init__(task, algorithm, grid_deg)
+        check_positive(lags, "method.lags", integer=True)
+        require(lags < task.snapshots, "method.lags", f"must be below task.snapshots={task.snapshots}, got {lags}")
+        check_choice(train_algorithm, "method.train_algorithm", DIFFERENTIABLE)
+        check_positive(epsilon, "method.epsilon", strict=False)
+        require(task.sensors >= 4, "task.sensors", f"SubspaceNet's 2x2 convolutions need at least 4 sensors, got {task.sensors}")
+        self.lags, self.train_algorithm, self.epsilon = lags, train_algorithm, epsilon
+        self.net = SubspaceNetCNN(2 * lags, 2, width, dropout)
+
+    def covariance(self, data: Batch) -> Tensor:
+        r""":math:`\tilde R = K K^H + \varepsilon I`, ``(batch, N, N)`` complex."""
+        x = data["x"]
+        power = x.abs().square().mean(dim=(-2, -1))
+        autocorrelations = lagged_autocorrelations(x, self.lags) / power[:, None, None, None]
+        image = torch.cat([autocorrelations.real, autocorrelations.imag], dim=1).to(self.grid.dtype)
+        out = self.net(image)
+        K = torch.complex(out[:, 0], out[:, 1])
+        return K @ K.mH + self.epsilon * torch.eye(K.shape[-1], dtype=K.dtype, device=K.device)
