@@ -1,0 +1,159 @@
+"""Multiruns end to end: joblib, submitit's local executor, Optuna, a failing job, resume, and ``mbdl compare`` on the result.
+
+Each sweep is one subprocess (~6-8 s of imports): the five launches here are the whole budget.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from hydra import compose, initialize_config_dir
+
+from mbdl.results.record import read_records
+from tests.conftest import CONFIGS, ROOT, run_cli
+
+TINY = ("task.n=20", "task.m=30", "task.k=2", "task.n_train=64", "task.n_val=32", "task.n_test=32", "method.optim.epochs=1")
+
+
+def sweep_dir(outputs: Path) -> Path:
+    """The one sweep directory under ``outputs``."""
+    (found,) = (outputs / "sweeps").glob("*/*")
+    return found
+
+
+@pytest.fixture(scope="module")
+def joblib_sweep(tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess]:
+    outputs = tmp_path_factory.mktemp("joblib")
+    done = run_cli("-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "method=model_based,unfolded", "regime.n_train=16,64", "seed=0,1", *TINY, outputs=outputs)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return sweep_dir(outputs), done
+
+
+def test_joblib_runs_every_job_in_parallel_workers_with_one_torch_thread(joblib_sweep):
+    root, done = joblib_sweep
+    records = read_records(root)
+    assert len(records) == 8 and all(r["status"] == "ok" for r in records)
+    assert len({r["run_dir"] for r in records}) == 8, "jobs started in the same second get their own directories"
+    assert all(r["torch_threads"] == 1 for r in records), "threads=null means 1 per job in a multirun"
+    assert done.stdout.count("[ok] sparse_recovery") == 8, "one line per finished job"
+    assert "sweep directory:" in done.stdout and "jobs failed" not in done.stdout
+    assert "GPU available" in done.stderr and "][lightning" not in done.stdout + done.stderr, "Lightning's lines once, not again through Hydra's handler"
+
+
+def test_compare_cli_aggregates_the_sweep_over_seeds(joblib_sweep, tmp_path):
+    root, _ = joblib_sweep
+    done = run_cli("compare", str(root), "--out", str(tmp_path), outputs=tmp_path)
+    assert done.returncode == 0, done.stderr
+    with (tmp_path / "summary.csv").open() as f:
+        rows = {(r["method"], r["regime.n_train"]): r for r in csv.DictReader(f)}
+    assert set(rows) == {(m, n) for m in ("model_based", "unfolded") for n in ("16", "64")}
+    records = read_records(root)
+    for (method, n_train), row in rows.items():
+        values = [r["test/nmse_db"] for r in records if r["method"] == method and f"regime.n_train={n_train}" in r["overrides"]]
+        assert row["runs"] == "2" and float(row["test/nmse_db"]) == pytest.approx(np.mean(values))
+        assert float(row["test/nmse_db_std"]) == pytest.approx(np.std(values, ddof=1))
+    assert "8 runs, 4 groups" in done.stdout and (tmp_path / "dashboard.html").stat().st_size > 5000
+
+
+@pytest.fixture(scope="module")
+def failing_sweep(tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess]:
+    """Two jobs with wandb offline (no API key anywhere): a sane learning rate, and one that makes the loss non-finite."""
+    outputs = tmp_path_factory.mktemp("failing")
+    done = mbdl_offline(outputs, "-m", "logger=[csv,wandb]", "method=unfolded", "method.optim.lr=1e-3,1e12", *TINY[:-1], "method.optim.epochs=3")
+    assert done.returncode == 0, done.stderr[-3000:]
+    return sweep_dir(outputs), done
+
+
+def lr(record: dict) -> float:
+    """The learning rate a job of the failing sweep was given."""
+    return float(next(o for o in record["overrides"] if o.startswith("method.optim.lr=")).split("=")[1])
+
+
+def mbdl_offline(outputs: Path, *args: str) -> subprocess.CompletedProcess:
+    """``python -m mbdl ARGS`` with W&B left to decide its mode: no key, no netrc, no WANDB_MODE (so: offline)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WANDB_")}
+    env.update(MBDL_OUTPUTS=str(outputs), NETRC=str(outputs / "no-netrc"), WANDB_CONFIG_DIR=str(outputs / "wandb-config"))
+    return subprocess.run([sys.executable, "-m", "mbdl", *args], capture_output=True, text=True, env=env, timeout=300, cwd=ROOT)
+
+
+def test_a_failing_job_is_recorded_and_the_sweep_goes_on(failing_sweep):
+    root, done = failing_sweep
+    records = {lr(r): r for r in read_records(root)}
+    assert records[1e-3]["status"] == "ok"
+    failed = records[1e12]
+    assert failed["status"] == "failed" and "non-finite" in failed["error"]
+    assert "1 of 2 jobs failed:" in done.stdout and Path(failed["run_dir"]).name in done.stdout.split("1 of 2 jobs failed:")[1]
+
+
+def test_every_job_gets_its_own_offline_wandb_run(failing_sweep):
+    root, _ = failing_sweep
+    for record in read_records(root):
+        (run,) = (Path(record["run_dir"]) / "wandb").glob("offline-run-*")
+        log = (run.parent / "debug.log").read_text()
+        assert f"'method.optim.lr': {lr(record)!r}" in log and "'task.n': 20" in log, "the job's own config, logged flat"
+        assert f"got exitcode: {0 if record['status'] == 'ok' else 1}" in log, "wandb.finish after every job, failed ones with exit code 1"
+        if record["status"] == "ok" and (Path(record["run_dir"]) / "figure.png").exists():
+            assert list(run.glob("files/media/images/figure_*.png")), "the run's figure is logged as an image"
+
+
+def test_resume_skips_the_jobs_already_finished(failing_sweep):
+    root, _ = failing_sweep
+    ok = next(r for r in read_records(root) if r["status"] == "ok")
+    stamp = (Path(ok["run_dir"]) / "metrics.json").stat().st_mtime_ns
+    done = run_cli("-m", f"hydra.sweep.dir={root}", "resume=true", "logger=[csv,wandb]", "method=unfolded", "method.optim.lr=1e-3,1e12", *TINY[:-1], "method.optim.epochs=3", outputs=root.parent)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.count("[skipped, already finished]") == 1, "the ok job is skipped"
+    assert (Path(ok["run_dir"]) / "metrics.json").stat().st_mtime_ns == stamp
+    assert "[failed]" in done.stderr, "the failed job runs again"
+
+
+def test_submitit_local_executor_runs_a_sweep(outputs):
+    done = run_cli("-m", "hydra/launcher=submitit_local", "method=model_based", "seed=0,1", *TINY, outputs=outputs)
+    assert done.returncode == 0, done.stderr[-3000:]
+    records = read_records(sweep_dir(outputs))
+    assert sorted(r["seed"] for r in records) == [0, 1] and all(r["status"] == "ok" for r in records)
+    assert list((sweep_dir(outputs) / ".submitit").rglob("*_result.pkl")), "the jobs ran through submitit"
+
+
+def test_optuna_search_of_a_few_trials_reports_the_best(outputs):
+    done = run_cli("-m", "hparams_search=unfolded", "hydra.sweeper.n_trials=3", *TINY, outputs=outputs)
+    assert done.returncode == 0, done.stderr[-3000:]
+    records = read_records(sweep_dir(outputs))
+    assert len(records) == 3 and all(r["status"] == "ok" for r in records)
+    best = yaml.safe_load((sweep_dir(outputs) / "optimization_results.yaml").read_text())
+    assert best["best_value"] == pytest.approx(min(r["test/nmse_db"] for r in records))
+
+
+def hydra_config(*overrides: str):
+    with initialize_config_dir(config_dir=str(CONFIGS), version_base="1.3"):
+        return compose("config", overrides=list(overrides), return_hydra_config=True)
+
+
+def test_slurm_launcher_config_builds_on_the_pinned_versions():
+    from hydra.utils import instantiate
+
+    cfg = hydra_config("hydra/launcher=slurm", "hydra.launcher.partition=debug")
+    launcher = instantiate(cfg.hydra.launcher)
+    assert type(launcher).__name__ == "SlurmLauncher" and launcher.params["cpus_per_task"] == 1 and launcher.params["partition"] == "debug"
+
+
+@pytest.mark.parametrize("name", sorted(p.stem for p in (CONFIGS / "sweep").glob("*.yaml")))
+def test_every_sweep_config_composes_for_each_of_its_methods(name):
+    params = hydra_config(f"sweep={name}").hydra.sweeper.params
+    assert "seed" in params
+    for method in params["method"].split(","):
+        assert hydra_config(f"sweep={name}", f"method={method}").method.name == method
+
+
+@pytest.mark.parametrize("name", sorted(p.stem for p in (CONFIGS / "hparams_search").glob("*.yaml")))
+def test_every_hparams_search_config_composes_with_in_memory_storage(name):
+    cfg = hydra_config(f"hparams_search={name}")
+    assert cfg.method.name == name and cfg.hydra.sweeper.storage is None and cfg.hydra.sweeper.params
