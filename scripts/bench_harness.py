@@ -3,22 +3,28 @@
 Every benchmark under ``scripts/bench_*.py`` compares implementations *in the same process*,
 interleaving them round by round (round ``r`` runs every case once, in a rotated order) so that
 the load of a shared machine hits all of them alike; it reports medians and the spread over the
-rounds, and ratios taken per round. Peak memory is measured in a fresh (spawned) process per
-case: the peak resident set size is reset (``/proc/self/clear_refs``) once the inputs are built,
-one call is made, and the rise of ``VmHWM`` above the resident size before the call is reported
-(on CUDA: ``torch.cuda.max_memory_allocated``). Tables go into one markdown file,
+rounds, and ratios taken per round. Peak memory of a call is counted at the allocators (torch's,
+through the profiler's memory events, and Python's/numpy's through :mod:`tracemalloc`; on CUDA
+``torch.cuda.max_memory_allocated``), since the resident size of a process moves too coarsely
+and too late to see a peak of a few MiB; whole processes (runs, sweeps) report the peak resident
+size of their process tree. Tables go into one markdown file,
 ``docs/results/benchmarks.md``, one marked section per benchmark.
 """
 
 from __future__ import annotations
 
 import argparse
-import multiprocessing
+import json
 import os
 import platform
 import shlex
+import signal
 import statistics
+import subprocess
 import sys
+import tempfile
+import threading
+import tracemalloc
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -137,66 +143,110 @@ def fmt_share(r: Timing) -> str:
 # ---------------------------------------------------------------------------------- memory
 
 
-#: glibc settings of the measuring process: blocks >= 64 KiB are mmap-ed and unmapped on free.
-MALLOC_ENV = {"MALLOC_MMAP_THRESHOLD_": "65536", "MALLOC_TRIM_THRESHOLD_": "65536"}
+def _torch_cpu_peak_bytes(call: Callable[[], Any]) -> tuple[int, Any]:
+    """Peak of the bytes torch's CPU allocator held during ``call()`` beyond what it held before.
 
-
-def _status_kib(field: str) -> int:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1])
-    raise KeyError(field)
-
-
-def _peak_child(factory: Callable[..., Callable[[], Any]], args: tuple, device: str, threads: int, queue: Any) -> None:
-    try:
-        setup_torch(device, threads)
-        call = factory(*args)
-        call()  # warm-up: lazy initialisation is not part of the peak
-        if device.startswith("cuda"):
-            import torch
-
-            torch.cuda.synchronize()
-            torch.cuda.reset_peak_memory_stats()
-            before = torch.cuda.memory_allocated()
-            call()
-            torch.cuda.synchronize()
-            queue.put((torch.cuda.max_memory_allocated() - before) / 2**20)
-            return
-        before = _status_kib("VmRSS")
-        Path("/proc/self/clear_refs").write_text("5")  # resets VmHWM to the current resident size
-        call()
-        queue.put((_status_kib("VmHWM") - before) / 1024)
-    except BaseException as error:  # noqa: BLE001 - reported to the parent
-        queue.put(error)
-
-
-def peak_memory_mib(factory: Callable[..., Callable[[], Any]], *args: Any, device: str = "cpu", threads: int = 1) -> float:
-    """Peak memory (MiB) of one call of ``factory(*args)()`` above what its inputs already hold.
-
-    Runs in a freshly spawned process (``factory`` must be a module-level function) whose
-    ``malloc`` returns every block of 64 KiB or more to the system when it is freed
-    (``MALLOC_MMAP_THRESHOLD_``), so that the resident size follows the live tensors and memory
-    freed by the warm-up call or by earlier cases cannot hide the peak of the measured call.
+    Read from the profiler's memory events (``profile_memory=True``): each carries the running
+    ``Total Allocated`` since the profiler started, so allocator reuse cannot hide a peak.
     """
-    context = multiprocessing.get_context("spawn")
-    queue = context.Queue()
-    process = context.Process(target=_peak_child, args=(factory, args, device, threads, queue))
-    saved = {k: os.environ.get(k) for k in MALLOC_ENV}
-    os.environ.update(MALLOC_ENV)
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+        result = call()
+    with tempfile.TemporaryDirectory() as tmp:
+        trace = Path(tmp) / "trace.json"
+        prof.export_chrome_trace(str(trace))
+        events = json.loads(trace.read_text())["traceEvents"]
+    totals = [e["args"]["Total Allocated"] for e in events if e.get("name") == "[memory]" and e["args"].get("Device Type") == 0]
+    return max(totals, default=0), result
+
+
+def peak_memory_mib(factory: Callable[..., Callable[[], Any]], *args: Any, device: str = "cpu") -> float:
+    """Peak memory (MiB) that a call of ``factory(*args)()`` allocates beyond its inputs (after one warm-up call).
+
+    CPU: the peak of torch's allocator (profiler memory events, one call) plus the peak of
+    Python/numpy allocations (:mod:`tracemalloc`, which numpy reports its buffers to; another
+    call): exact for either kind alone, an upper bound when both peak together. CUDA: ``torch.cuda.max_memory_allocated``.
+    """
+    call = factory(*args)
+    call()
+    if device.startswith("cuda"):
+        import torch
+
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+        before = torch.cuda.memory_allocated()
+        call()
+        torch.cuda.synchronize()
+        return (torch.cuda.max_memory_allocated() - before) / 2**20
+    tracemalloc.start()  # a call of its own: the profiler's bookkeeping is Python memory too
     try:
-        process.start()
+        call()
+        _, python_peak = tracemalloc.get_traced_memory()
     finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key)
-            else:
-                os.environ[key] = value
-    result = queue.get()
-    process.join()
-    if isinstance(result, BaseException):
-        raise result
-    return float(result)
+        tracemalloc.stop()
+    torch_peak, _ = _torch_cpu_peak_bytes(call)
+    return (torch_peak + python_peak) / 2**20
+
+
+def _tree_rss_kib(root: int) -> int:
+    """Resident size (KiB) of process ``root`` and all its descendants, from ``/proc``."""
+    children: dict[int, list[int]] = {}
+    rss: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            statm = (entry / "statm").read_text().split()
+        except OSError:  # the process ended meanwhile
+            continue
+        pid, ppid = int(entry.name), int(stat.rsplit(")", 1)[1].split()[1])
+        children.setdefault(ppid, []).append(pid)
+        rss[pid] = int(statm[1]) * os.sysconf("SC_PAGE_SIZE") // 1024
+    total, stack = 0, [root]
+    while stack:
+        pid = stack.pop()
+        total += rss.get(pid, 0)
+        stack += children.get(pid, [])
+    return total
+
+
+@dataclass
+class Process:
+    """A finished command: wall time (s), peak resident size of its process tree (MiB), exit code, output."""
+
+    wall: float
+    peak_mib: float
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def run_process(command: Sequence[str], env: dict[str, str] | None = None, interval: float = 0.2, timeout: float | None = None) -> Process:
+    """Run ``command`` from the repository root; sample its process tree's resident size every ``interval`` s.
+
+    After ``timeout`` seconds its whole process group is killed (``returncode`` is then negative).
+    """
+    start = time.perf_counter()
+    child = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    peak = [0]
+
+    def sample() -> None:
+        while child.poll() is None:
+            peak[0] = max(peak[0], _tree_rss_kib(child.pid))
+            time.sleep(interval)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    try:
+        stdout, stderr = child.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(child.pid, signal.SIGKILL)
+        stdout, stderr = child.communicate()
+    wall = time.perf_counter() - start
+    sampler.join()
+    return Process(wall, peak[0] / 1024, child.returncode, stdout, stderr)
 
 
 def fmt_mib(mib: float) -> str:

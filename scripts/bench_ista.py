@@ -69,7 +69,7 @@ def main() -> None:
         for kind, f in (("ISTA", flops), ("LISTA", flops_lista)):
             per_iter = t[kind].median / args.iterations
             roof_per_iter = t[f"{kind} roof"].median / args.iterations
-            peak = peak_memory_mib(make_case, kind, n, m, args.batch, args.iterations, args.device, device=args.device, threads=args.threads)
+            peak = peak_memory_mib(make_case, kind, n, m, args.batch, args.iterations, args.device, device=args.device)
             rows.append(
                 [
                     f"{kind} {n}×{m}",

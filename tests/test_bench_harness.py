@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
 
@@ -33,8 +34,19 @@ def test_ratio_is_taken_round_by_round() -> None:
     assert fmt_ratio(r) == "3× [2-4]"
 
 
-def test_peak_memory_sees_a_temporary_allocation() -> None:
-    assert 40 <= peak_memory_mib(allocate_mib, 48) <= 60
+def allocate_tensors_mib(mib: int):  # noqa: ANN201 - a factory for peak_memory_mib
+    def call() -> float:
+        a = torch.ones(mib * 2**20 // 4)
+        b = a * 2  # a and b alive together: the peak is twice mib
+        del a
+        return float((b + 1)[-1])
+
+    return call
+
+
+def test_peak_memory_counts_numpy_and_torch_temporaries() -> None:
+    assert 47.5 <= peak_memory_mib(allocate_mib, 48) <= 48.5
+    assert 15.9 <= peak_memory_mib(allocate_tensors_mib, 8) <= 16.1
 
 
 def test_write_section_replaces_its_own_section_only(tmp_path: Path) -> None:
