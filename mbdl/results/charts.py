@@ -11,6 +11,8 @@ from html import escape
 
 #: colour-blind-safe palette (Okabe & Ito), cycled over the series.
 PALETTE = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000", "#F0E442")
+#: series with more points are drawn as plain lines (no markers).
+MAX_MARKERS = 30
 #: the dashed lines (bounds) in greys.
 BOUND_COLOURS = ("#333333", "#888888", "#BBBBBB")
 WIDTH, HEIGHT = 600, 320
@@ -47,8 +49,18 @@ def _log_ticks(low: float, high: float) -> list[float]:
     return ticks or [low, high]
 
 
+class Colours:
+    """The same colour for the same label on every chart of a page (first come, first served from :data:`PALETTE`)."""
+
+    def __init__(self) -> None:
+        self.assigned: dict[str, str] = {}
+
+    def __call__(self, label: str) -> str:
+        return self.assigned.setdefault(label, PALETTE[len(self.assigned) % len(PALETTE)])
+
+
 def _fmt(value: float) -> str:
-    return f"{value:.4g}"
+    return f"{value:.0f}" if float(value).is_integer() and abs(value) < 1e7 else f"{value:.4g}"
 
 
 def _short(text: str, length: int = 26) -> str:
@@ -56,8 +68,12 @@ def _short(text: str, length: int = 26) -> str:
     return text if len(text) <= length else text[: length - 1] + "\u2026"
 
 
-def line_chart(title: str, xlabel: str, ylabel: str, series: list[Series], logx: bool = False) -> str:
-    """An SVG line chart of ``series`` (markers, error bars, legend on the right); ``logx`` for a log x axis."""
+def line_chart(title: str, xlabel: str, ylabel: str, series: list[Series], logx: bool = False, colours: Colours | None = None) -> str:
+    """An SVG line chart of ``series`` (markers, error bars, legend on the right); ``logx`` for a log x axis.
+
+    Markers (with tooltips) are drawn for series of at most :data:`MAX_MARKERS` points.
+    """
+    colours = colours or Colours()
     xs = [x for s in series for x in s.x]
     ys = [y + sign * e for s in series for y, e in zip(s.y, s.err or [0.0] * len(s.y)) for sign in (-1, 1)]
     logx = logx and all(x > 0 for x in xs)
@@ -78,10 +94,9 @@ def line_chart(title: str, xlabel: str, ylabel: str, series: list[Series], logx:
     for tick in _ticks(y0, y1):
         parts.append(f'<line x1="{LEFT}" x2="{LEFT + plot_w}" y1="{py(tick):.1f}" y2="{py(tick):.1f}" class="grid"/>')
         parts.append(f'<text x="{LEFT - 6}" y="{py(tick) + 4:.1f}" class="tick" text-anchor="end">{_fmt(tick)}</text>')
-    solid = 0
     for i, s in enumerate(series):
-        colour = BOUND_COLOURS[(i - solid) % len(BOUND_COLOURS)] if s.dashed else PALETTE[solid % len(PALETTE)]
-        solid += not s.dashed
+        bounds = sum(t.dashed for t in series[:i])
+        colour = BOUND_COLOURS[bounds % len(BOUND_COLOURS)] if s.dashed else colours(s.label)
         if s.dashed and len(set(s.x)) == 1:  # a bound at one x only: a level across the chart
             s = Series(s.label, [min(xs), max(xs)], [s.y[0], s.y[0]], dashed=True)
         order = sorted(range(len(s.x)), key=lambda j: s.x[j])
@@ -93,7 +108,7 @@ def line_chart(title: str, xlabel: str, ylabel: str, series: list[Series], logx:
             if err:
                 parts.append(f'<line x1="{px(s.x[j]):.1f}" x2="{px(s.x[j]):.1f}" y1="{py(s.y[j] - err):.1f}" y2="{py(s.y[j] + err):.1f}" stroke="{colour}"/>')
             tip = escape(f"{s.label}: {xlabel}={_fmt(s.x[j])}, {ylabel}={_fmt(s.y[j])}" + (f" ± {_fmt(err)}" if err else ""))
-            if not s.dashed:
+            if not s.dashed and len(s.x) <= MAX_MARKERS:
                 parts.append(f'<circle cx="{px(s.x[j]):.1f}" cy="{py(s.y[j]):.1f}" r="3.5" fill="{colour}"><title>{tip}</title></circle>')
         legend_y = TOP + 14 + 18 * i
         parts.append(f'<line x1="{WIDTH - RIGHT + 12}" x2="{WIDTH - RIGHT + 32}" y1="{legend_y - 4}" y2="{legend_y - 4}" stroke="{colour}" stroke-width="2"{dash}/>')
@@ -103,17 +118,18 @@ def line_chart(title: str, xlabel: str, ylabel: str, series: list[Series], logx:
     return _svg(title, parts)
 
 
-def bar_chart(title: str, unit: str, bars: list[tuple[str, float]]) -> str:
+def bar_chart(title: str, unit: str, bars: list[tuple[str, float]], colours: Colours | None = None) -> str:
     """A horizontal SVG bar chart of ``(label, value)`` pairs (non-negative values), values written at the bars."""
+    colours = colours or Colours()
     row, left = 22, 190
     height = TOP + row * len(bars) + 20
     top = max((v for _, v in bars), default=0.0) or 1.0
     parts = []
     for i, (name, value) in enumerate(bars):
         y = TOP + i * row
-        width = max(value, 0.0) / top * (WIDTH - left - 90)
+        width = max(value, 0.0) / top * (WIDTH - left - 140)
         parts.append(f'<text x="{left - 8}" y="{y + 14}" text-anchor="end" class="legend">{escape(_short(name))}<title>{escape(name)}</title></text>')
-        parts.append(f'<rect x="{left}" y="{y + 2}" width="{width:.1f}" height="{row - 6}" fill="{PALETTE[i % len(PALETTE)]}"><title>{escape(f"{name}: {_fmt(value)} {unit}")}</title></rect>')
+        parts.append(f'<rect x="{left}" y="{y + 2}" width="{width:.1f}" height="{row - 6}" fill="{colours(name)}"><title>{escape(f"{name}: {_fmt(value)} {unit}")}</title></rect>')
         parts.append(f'<text x="{left + width + 6:.1f}" y="{y + 14}" class="tick">{escape(_fmt(value))} {escape(unit)}</text>')
     return _svg(title, parts, height)
 

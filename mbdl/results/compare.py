@@ -23,7 +23,7 @@ from typing import Any
 
 import yaml
 
-from mbdl.results.record import read_records
+from mbdl.results.record import flatten, read_records
 
 #: the fields that identify a group in every comparison.
 IDENTITY = ("task", "method", "regime")
@@ -56,17 +56,7 @@ def _overrides(record: dict[str, Any]) -> dict[str, Any]:
 def _saved_config(run_dir: str) -> dict[str, Any]:
     """The run's composed config (``.hydra/config.yaml``) flattened to dotted keys; empty when absent."""
     path = Path(run_dir) / ".hydra" / "config.yaml"
-    flat: dict[str, Any] = {}
-
-    def visit(node: Any, prefix: str) -> None:
-        if isinstance(node, dict):
-            for key, value in node.items():
-                visit(value, f"{prefix}{key}.")
-        else:
-            flat[prefix[:-1]] = node
-
-    visit(yaml.safe_load(path.read_text()) if path.is_file() else {}, "")
-    return flat
+    return flatten(yaml.safe_load(path.read_text())) if path.is_file() else {}
 
 
 def load_runs(*dirs: str | Path) -> tuple[list[dict[str, Any]], list[str]]:

@@ -16,7 +16,7 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
-from mbdl.results.charts import Series, bar_chart, line_chart
+from mbdl.results.charts import Colours, Series, bar_chart, line_chart
 from mbdl.results.compare import aggregate, format_value, label, result_columns, text_rows
 from mbdl.results.loggers import FIGURE_NAME
 
@@ -104,12 +104,12 @@ def _bound(runs: list[dict[str, Any]], metric: str, x: str, fields: list[str]) -
     return lines
 
 
-def _chart(title: str, xlabel: str, ylabel: str, series: list[Series], logx: bool = False) -> str:
+def _chart(title: str, xlabel: str, ylabel: str, series: list[Series], colours: Colours, logx: bool = False) -> str:
     """A line chart, or a note when there is nothing to draw; says when series were dropped."""
     if not any(s.x for s in series):
         return f'<p class="note">{escape(title)}: nothing to draw in these runs.</p>'
     dropped = len(series) - MAX_SERIES
-    svg = line_chart(title, xlabel, ylabel, [s for s in series if s.x][:MAX_SERIES], logx)
+    svg = line_chart(title, xlabel, ylabel, [s for s in series if s.x][:MAX_SERIES], logx, colours)
     return svg + (f'<p class="note">{dropped} more series not drawn.</p>' if dropped > 0 else "")
 
 
@@ -122,9 +122,9 @@ def _task_charts(runs: list[dict[str, Any]], swept: list[str]) -> list[str]:
     test, ylabel = f"test/{metric}", metric
     others = [k for k in swept if k not in N_TRAIN_KEYS and len({repr(r.get(k)) for r in runs}) > 1]
     identity = ["method", "regime"] if len({r["regime"] for r in runs}) > 1 else ["method"]
-    charts = []
+    charts, colours = [], Colours()
     by_size = aggregate(runs, [*identity, *others, "n_train"])
-    charts.append(_chart("the spectrum: error vs training-set size", "n_train", ylabel, _series(by_size, identity + others, "n_train", test) + _bound(ok, metric, "n_train", others), logx=True))
+    charts.append(_chart("the spectrum: error vs training-set size", "n_train", ylabel, _series(by_size, identity + others, "n_train", test) + _bound(ok, metric, "n_train", others), colours, logx=True))
     largest = max((r["n_train"] for r in ok if r.get("n_train") is not None), default=None)
     at_largest = [r for r in runs if r.get("n_train") == largest]
     groups = aggregate(at_largest, [*identity, *others])
@@ -132,7 +132,7 @@ def _task_charts(runs: list[dict[str, Any]], swept: list[str]) -> list[str]:
     depth = max((len(s.x) for s in iteration_series), default=0)
     if depth:
         iteration_series += [Series(line.label, [1, depth], [line.y[0]] * 2, dashed=True) for line in _bound(at_largest, metric, "n_train", others)]
-    charts.append(_chart(f"error vs iterations/layers (n_train={largest})", "iteration / layer", ylabel, iteration_series))
+    charts.append(_chart(f"error vs iterations/layers (n_train={largest})", "iteration / layer", ylabel, iteration_series, colours, logx=depth > 20))
     numeric = [k for k in others if all(isinstance(r.get(k), (int, float)) for r in runs)]
     snr = [k for k in numeric if "snr" in k.lower()]
     if not snr:
@@ -141,10 +141,10 @@ def _task_charts(runs: list[dict[str, Any]], swept: list[str]) -> list[str]:
         rest = [k for k in others if k != key]
         rows = aggregate(at_largest, [*identity, *rest, key])
         title = f"error vs SNR ({label(key)})" if key in snr else f"error vs {label(key)}"
-        charts.append(_chart(title, label(key), ylabel, _series(rows, identity + rest, key, test) + _bound(at_largest, metric, key, rest)))
+        charts.append(_chart(title, label(key), ylabel, _series(rows, identity + rest, key, test) + _bound(at_largest, metric, key, rest), colours))
     names = [_series_label(r, identity + others) for r in groups]
-    charts.append(bar_chart(f"trainable parameters (n_train={largest})", "", [(n, r.get("params", 0.0)) for n, r in zip(names, groups)]))
-    charts.append(bar_chart(f"inference time (n_train={largest})", "ms/sample", [(n, r.get("infer_ms_per_sample", 0.0)) for n, r in zip(names, groups)]))
+    charts.append(bar_chart(f"trainable parameters (n_train={largest})", "", [(n, r.get("params", 0.0)) for n, r in zip(names, groups)], colours))
+    charts.append(bar_chart(f"inference time (n_train={largest})", "ms/sample", [(n, r.get("infer_ms_per_sample", 0.0)) for n, r in zip(names, groups)], colours))
     return charts
 
 

@@ -16,6 +16,8 @@ from urllib.parse import urlparse
 
 from omegaconf import DictConfig, OmegaConf
 
+from mbdl.results.record import flatten
+
 #: the record keys copied to the tracker's run summary (the test metrics are logged by the trainer).
 SUMMARY_KEYS = ("status", "error", "primary_metric", "params", "train_time_s", "infer_ms_per_sample")
 
@@ -42,17 +44,7 @@ def wandb_mode() -> str:
 
 def flat_config(cfg: DictConfig) -> dict[str, Any]:
     """The resolved config as one flat dict ``{"task.n": 150, "method.optim.lr": 1e-3, ...}`` (dashboards filter on these)."""
-    flat: dict[str, Any] = {}
-
-    def visit(node: Any, prefix: str) -> None:
-        if isinstance(node, dict):
-            for key, value in node.items():
-                visit(value, f"{prefix}{key}.")
-        else:
-            flat[prefix[:-1]] = node
-
-    visit(OmegaConf.to_container(cfg, resolve=True), "")
-    return flat
+    return flatten(OmegaConf.to_container(cfg, resolve=True))
 
 
 def run_identity(cfg: DictConfig, sweep: str | None) -> dict[str, Any]:

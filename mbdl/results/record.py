@@ -28,6 +28,21 @@ def _finite_or_none(value: Any) -> Any:
     return value
 
 
+def flatten(tree: Any) -> dict[str, Any]:
+    """A nested dict as one flat dict with dotted keys: ``{"task": {"n": 150}} -> {"task.n": 150}``."""
+    flat: dict[str, Any] = {}
+
+    def visit(node: Any, prefix: str) -> None:
+        if isinstance(node, dict) and node:
+            for key, value in node.items():
+                visit(value, f"{prefix}{key}.")
+        else:
+            flat[prefix[:-1]] = node
+
+    visit(tree, "")
+    return flat
+
+
 def write_record(run_dir: str | Path, record: dict[str, Any]) -> Path:
     """Write ``record`` to ``run_dir/metrics.json`` atomically (temporary file, then rename)."""
     run_dir = Path(run_dir)
