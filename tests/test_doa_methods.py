@@ -36,8 +36,8 @@ def fit(method, data, steps: int, lr: float) -> None:
 
 def test_grid_labels_mark_the_nearest_grid_points():
     grid = angle_grid(1.0)
-    assert len(grid) == 181
-    labels = grid_labels(torch.deg2rad(torch.tensor([[-90.0, 10.4, 44.6]])), grid)
+    assert len(grid) == 180 and grid[0] == pytest.approx(-math.pi / 2) and grid[-1] == pytest.approx(math.radians(89.0))
+    labels = grid_labels(torch.deg2rad(torch.tensor([[89.8, 10.4, 44.6]])), grid)  # 89.8° is nearest to -90°
     assert labels.sum() == 3 and labels[0, [0, 100, 135]].tolist() == [1.0, 1.0, 1.0]
 
 

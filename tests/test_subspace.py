@@ -78,6 +78,15 @@ def test_peaks_are_refined_off_the_grid_and_padded_when_too_few():
     assert sorted(two[0].tolist()) == pytest.approx([0.2, 0.3])
 
 
+def test_a_full_period_grid_is_searched_circularly():
+    """±90° are one direction: a source at 89.9° peaks across the ends of a [-90°, 90°) grid."""
+    grid = (torch.arange(1800, dtype=torch.float64) * math.pi / 1800 - math.pi / 2).float()
+    theta = torch.tensor([[math.radians(-30.0), math.radians(89.93)]], dtype=torch.float64)
+    got = music(noiseless(theta, 8).to(torch.complex64), 2, grid).double()
+    error = torch.remainder(got - theta + math.pi / 2, math.pi) - math.pi / 2
+    assert error.abs().max() < 1e-3  # below the 0.1° step; near endfire the null spectrum is flat in θ, the parabola cruder
+
+
 def test_coherent_sources_need_spatial_smoothing():
     theta = torch.tensor([[-0.6, 0.1, 0.8]], dtype=torch.float64)
     R = noiseless(theta, 8, coherent=True) + 1e-3 * torch.eye(8)

@@ -91,38 +91,56 @@ def music_spectrum(R: Tensor, num_sources: int, steering: Tensor) -> Tensor:
     return 1.0 / music_null_spectrum(R, num_sources, steering)
 
 
-def spectrum_peaks(spectrum: Tensor, num_sources: int, grid: Tensor, refine: bool = True) -> Tensor:
+def spectrum_peaks(spectrum: Tensor, num_sources: int, grid: Tensor, refine: bool = True, circular: bool = False) -> Tensor:
     """Angles of the ``M`` highest local maxima of ``spectrum`` ``(batch, G)`` on the uniform ``grid`` ``(G,)``.
 
     A sample with fewer than ``M`` local maxima takes its highest remaining grid points. With
     ``refine``, each peak moves to the vertex of the parabola through ``1/spectrum`` at the peak
     and its two neighbours (the MUSIC null spectrum is quadratic near a zero), so the estimate is
-    not quantised to the grid. Returns ``(batch, M)`` sorted angles.
+    not quantised to the grid. With ``circular``, the grid covers one period (``[-90°, 90°)``
+    on a half-wavelength ULA, where ``±90°`` coincide): the first and last points are
+    neighbours and refined angles wrap. Returns ``(batch, M)`` sorted angles.
     """
-    left = torch.nn.functional.pad(spectrum[..., :-1], (1, 0), value=-math.inf)
-    right = torch.nn.functional.pad(spectrum[..., 1:], (0, 1), value=-math.inf)
+    if circular:
+        left, right = spectrum.roll(1, dims=-1), spectrum.roll(-1, dims=-1)
+    else:
+        left = torch.nn.functional.pad(spectrum[..., :-1], (1, 0), value=-math.inf)
+        right = torch.nn.functional.pad(spectrum[..., 1:], (0, 1), value=-math.inf)
     is_peak = (spectrum > left) & (spectrum >= right)
     score = torch.where(is_peak, spectrum, spectrum - spectrum.amax(dim=-1, keepdim=True) - 1.0)
     index = score.topk(num_sources, dim=-1).indices  # (batch, M)
     angles = grid[index]
-    if refine and len(grid) > 2:
-        inner = index.clamp(1, len(grid) - 2)
-        q = [1.0 / spectrum.gather(-1, inner + shift) for shift in (-1, 0, 1)]
+    size = len(grid)
+    if refine and size > 2:
+        inner = index if circular else index.clamp(1, size - 2)
+        q = [1.0 / spectrum.gather(-1, (inner + shift) % size) for shift in (-1, 0, 1)]
         curvature = q[0] - 2 * q[1] + q[2]
         offset = torch.where(curvature > 0, 0.5 * (q[0] - q[2]) / curvature, torch.zeros_like(curvature))
         offset = torch.where(index == inner, offset.clamp(-0.5, 0.5), torch.zeros_like(offset))
         angles = angles + offset * (grid[1] - grid[0])
+    if circular:
+        period = size * (grid[1] - grid[0])
+        angles = torch.remainder(angles - grid[0], period) + grid[0]
     return angles.sort(dim=-1).values
+
+
+def is_full_period(grid: Tensor) -> bool:
+    """Whether the uniform ``grid`` samples ``[-90°, 90°)``, one whole period of a half-wavelength ULA (to half a step)."""
+    if len(grid) < 2:
+        return False
+    step = (grid[1] - grid[0]).item()
+    return abs(len(grid) * step - math.pi) < step / 2 and abs(grid[0].item() + math.pi / 2) < step / 2
 
 
 def music(R: Tensor, num_sources: int, grid: Tensor, steering: Tensor | None = None) -> Tensor:
     """MUSIC: the ``M`` peaks of :func:`music_spectrum` on ``grid`` (radians), ``(batch, M)``.
 
-    ``steering`` ``(N, G)`` defaults to the nominal ULA's on ``grid``.
+    ``steering`` ``(N, G)`` defaults to the nominal ULA's on ``grid``. A ``grid`` covering
+    ``[-90°, 90°)`` is searched circularly (see :func:`spectrum_peaks`).
     """
     if steering is None:
         steering = ula_steering(grid, R.shape[-1])
-    return spectrum_peaks(music_spectrum(R, num_sources, steering), num_sources, grid)
+    return spectrum_peaks(music_spectrum(R, num_sources, steering), num_sources, grid, circular=is_full_period(grid))
 
 
 def _angles(z: Tensor) -> Tensor:

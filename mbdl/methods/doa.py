@@ -42,15 +42,15 @@ DIFFERENTIABLE = ("root_music", "esprit")
 
 
 def angle_grid(step_deg: float) -> Tensor:
-    """Uniform grid ``(G,)`` over ``[-90°, 90°]`` with the given step, in radians (default float dtype)."""
-    count = round(180.0 / step_deg) + 1
-    return torch.linspace(-math.pi / 2, math.pi / 2, count)
+    """Uniform grid ``(G,)`` over one period ``[-90°, 90°)`` (``±90°`` coincide on a half-wavelength ULA), in radians."""
+    count = round(180.0 / step_deg)
+    return torch.arange(count, dtype=torch.float64).mul(math.pi / count).sub(math.pi / 2).to(torch.get_default_dtype())
 
 
 def grid_labels(theta: Tensor, grid: Tensor) -> Tensor:
-    """Multi-label targets ``(batch, G)``: 1 at the grid point nearest each DoA of ``theta`` ``(batch, M)``."""
+    """Multi-label targets ``(batch, G)``: 1 at the (circular) grid point nearest each DoA of ``theta`` ``(batch, M)``."""
     step = grid[1] - grid[0]
-    index = torch.round((theta.to(grid) - grid[0]) / step).long().clamp(0, len(grid) - 1)
+    index = torch.round((theta.to(grid) - grid[0]) / step).long() % len(grid)
     return torch.zeros(len(theta), len(grid), dtype=grid.dtype, device=grid.device).scatter_(1, index, 1.0)
 
 
@@ -174,7 +174,7 @@ class DeepCNN(_AngleMethod):
         channels, layers, hidden, dropout: see :class:`mbdl.nets.cnn.CovarianceCNN`.
     """
 
-    def __init__(self, task: DoA, grid_deg: float = 1.0, channels: int = 64, layers: int = 4, hidden: tuple[int, ...] = (512, 256), dropout: float = 0.3) -> None:
+    def __init__(self, task: DoA, grid_deg: float = 1.0, channels: int = 32, layers: int = 4, hidden: tuple[int, ...] = (256, 256), dropout: float = 0.3) -> None:
         super().__init__(task, "music", grid_deg)
         for option, value in (("channels", channels), ("layers", layers)):
             check_positive(value, f"method.{option}", integer=True)
@@ -187,7 +187,7 @@ class DeepCNN(_AngleMethod):
         return self.net(image.to(self.grid.dtype))
 
     def forward(self, data: Batch) -> Tensor:
-        return spectrum_peaks(torch.sigmoid(self.logits(data)), self.sources, self.grid, refine=False)
+        return spectrum_peaks(torch.sigmoid(self.logits(data)), self.sources, self.grid, refine=False, circular=True)
 
     def loss(self, data: Batch, kind: str) -> Tensor:
         """Multi-label binary cross-entropy of the grid logits."""
@@ -245,7 +245,7 @@ class CovarianceLISTA(_AngleMethod):
 
     def iterates(self, data: Batch) -> Iterator[Tensor]:
         for p in self.powers(data):
-            yield spectrum_peaks(p, self.sources, self.grid, refine=False)
+            yield spectrum_peaks(p, self.sources, self.grid, refine=False, circular=True)
 
     def forward(self, data: Batch) -> Tensor:
         for angles in self.iterates(data):
