@@ -175,3 +175,26 @@ def test_cli_selects_a_preset_and_a_mismatch(outputs):
     (path,) = outputs.rglob("metrics.json")
     record = json.loads(path.read_text())
     assert record["test/position_mse"] > record["bound/position_mse"]
+
+
+def test_learned_v_from_20_trajectories_reaches_full_knowledge():
+    """Book Ex. 5.2 with the experiment's settings in a plain loop: V = I told, V learned (R known)."""
+    from mbdl.training.data import split_generator
+
+    task = Tracking(kinematics_1d(), steps=200, mismatch={"Q_identity": True})
+    train_set, test_set = task.simulate(20, split_generator(0, "train")), task.simulate(200, split_generator(0, "test"))
+    method = LearnedNoiseKF(task, learn_R=False)
+    wrong = task.evaluate(method(test_set).detach(), test_set)["position_mse"]
+    train(method, train_set, steps=25, lr=0.2)
+    learned = task.evaluate(method(test_set).detach(), test_set)["position_mse"]
+    full = task.bound(test_set)["position_mse"]
+    assert wrong > 3 * full and learned < 1.1 * full
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("experiment", "tolerance_db"), [("kalmannet_canonical", 0.2), ("kalmannet_canonical_rotated_h", 1.5)])
+def test_kalmannet_reaches_the_true_model_kf(tmp_path, experiment, tolerance_db):
+    """KalmanNet's published claims on the canonical 2x2 model (the full experiment: minutes)."""
+    (tmp_path / "run").mkdir()
+    record = run_config(tmp_path / "run", f"experiment={experiment}")
+    assert record["test/mse_db"] < record["bound/mse_db"] + tolerance_db
