@@ -9,6 +9,7 @@ The console script ``mbdl`` is the same command.
 
 from __future__ import annotations
 
+import importlib
 import math
 import sys
 import traceback
@@ -111,15 +112,12 @@ def app(cfg: DictConfig) -> float:
     return objective(record)
 
 
-def main(argv: list[str] | None = None) -> None:
+def main() -> None:
     """Console-script entry point ``mbdl``: a sub-command (``mbdl compare DIR``) or a Hydra run."""
-    argv = sys.argv[1:] if argv is None else argv
-    if argv and argv[0] in SUBCOMMANDS:
-        import importlib
-
-        importlib.import_module(SUBCOMMANDS[argv[0]]).main(argv[1:])
-        return
-    app()
+    if len(sys.argv) > 1 and sys.argv[1] in SUBCOMMANDS:
+        importlib.import_module(SUBCOMMANDS[sys.argv[1]]).main(sys.argv[2:])
+    else:
+        app()
 
 
 if __name__ == "__main__":
