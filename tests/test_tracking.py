@@ -126,6 +126,17 @@ def test_learned_optimizer_recovers_a_known_q():
     torch.testing.assert_close(method.Q().detach(), true_Q, rtol=0, atol=0.06)
 
 
+def test_learned_optimizer_can_learn_f_on_linear_models_only():
+    task = Tracking(canonical(), steps=30, mismatch={"F_rotation_deg": 20.0})
+    data = draw(task, 64)
+    method = LearnedNoiseKF(task, learn_Q=False, learn_R=False, learn_F=True)
+    assert method.trainable_parameters == 4
+    losses = train(method, data, steps=20, lr=0.02)
+    assert losses[-1] < 0.5 * losses[0]
+    with pytest.raises(ConfigError, match="^method.learn_F"):
+        LearnedNoiseKF(Tracking(lorenz(), steps=10), learn_F=True)
+
+
 def test_kalmannet_is_nan_safe_and_clips_its_gradients():
     task = Tracking(canonical(), steps=20)
     data = draw(task, 16)

@@ -13,7 +13,7 @@ from mbdl.algorithms.kalman import CholeskyCovariance, extended_kalman_filter, g
 from mbdl.algorithms.parameters import IterationParameter, Mode
 from mbdl.config import check_positive, require
 from mbdl.methods.base import Method
-from mbdl.nets.recurrent import KalmanGainNet, RecurrentNet
+from mbdl.nets.recurrent import KalmanGainNet, RecurrentNet, seeded
 from mbdl.tasks.base import Batch
 from mbdl.tasks.state_space import LinearGaussian
 from mbdl.tasks.tracking import Tracking
@@ -21,9 +21,6 @@ from mbdl.tasks.tracking import Tracking
 
 class KalmanFilter(Method):
     """The KF (linear model) or EKF (Lorenz; closed-form Jacobians) with the assumed model; nothing is trained."""
-
-    def __init__(self, task: Tracking) -> None:
-        super().__init__(task)
 
     def forward(self, data: Batch) -> Tensor:
         return self.task.assumed.filter(data["x"]).s
@@ -36,11 +33,12 @@ class RecurrentEstimator(Method):
         task: the tracking task.
         cell: ``"gru"`` or ``"lstm"``.
         hidden_size, layers: width and depth of the recurrent network.
+        init_seed: seed of the weight initialisation (the configs fix it, so that a run is reproducible); ``None``: the global generator.
     """
 
-    def __init__(self, task: Tracking, cell: str = "gru", hidden_size: int = 64, layers: int = 2) -> None:
+    def __init__(self, task: Tracking, cell: str = "gru", hidden_size: int = 64, layers: int = 2, init_seed: int | None = None) -> None:
         super().__init__(task)
-        self.net = RecurrentNet(task.model.m, task.model.n, hidden_size, layers, cell)
+        self.net = seeded(init_seed, lambda: RecurrentNet(task.model.m, task.model.n, hidden_size, layers, cell))
 
     def forward(self, data: Batch) -> Tensor:
         return self.net(data["x"])
@@ -125,11 +123,12 @@ class KalmanNet(Method):
         in_mult, out_mult: width multipliers of the gain network (KalmanNet: 5 and 40).
         grad_clip: each parameter's gradient is rescaled to at most this L2 norm during training
             (KalmanNet's users report exploding gradients); ``null`` disables it.
+        init_seed: seed of the weight initialisation (the configs fix it, so that a run is reproducible); ``None``: the global generator.
     """
 
-    def __init__(self, task: Tracking, in_mult: int = 5, out_mult: int = 40, grad_clip: float | None = 1.0) -> None:
+    def __init__(self, task: Tracking, in_mult: int = 5, out_mult: int = 40, grad_clip: float | None = 1.0, init_seed: int | None = None) -> None:
         super().__init__(task)
-        self.net = KalmanGainNet(task.model.n, task.model.m, in_mult, out_mult)
+        self.net = seeded(init_seed, lambda: KalmanGainNet(task.model.n, task.model.m, in_mult, out_mult))
         if grad_clip is not None:
             check_positive(grad_clip, "method.grad_clip")
             for parameter in self.net.parameters():

@@ -19,6 +19,9 @@ FC4([GRU_Σ, FC3]) replaces the hidden state of GRU_Σ.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import TypeVar
+
 import torch
 from torch import Tensor, nn
 from torch.nn import functional as nnf
@@ -26,6 +29,17 @@ from torch.nn import functional as nnf
 from mbdl.config import check_choice, check_positive
 
 CELLS = {"gru": nn.GRU, "lstm": nn.LSTM}
+Net = TypeVar("Net", bound=nn.Module)
+
+
+def seeded(seed: int | None, build: Callable[[], Net]) -> Net:
+    """``build()`` with its random initialisation drawn from ``torch.manual_seed(seed)``, leaving the global
+    generator as it was (``None``: from the global generator)."""
+    if seed is None:
+        return build()
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return build()
 
 
 class RecurrentNet(nn.Module):
