@@ -39,6 +39,9 @@ def test_grid_labels_mark_the_nearest_grid_points():
     assert len(grid) == 180 and grid[0] == pytest.approx(-math.pi / 2) and grid[-1] == pytest.approx(math.radians(89.0))
     labels = grid_labels(torch.deg2rad(torch.tensor([[89.8, 10.4, 44.6]])), grid)  # 89.8° is nearest to -90°
     assert labels.sum() == 3 and labels[0, [0, 100, 135]].tolist() == [1.0, 1.0, 1.0]
+    soft = grid_labels(torch.deg2rad(torch.tensor([[89.5, 10.0]])), grid, width=1.0)
+    assert soft[0, 100].item() == pytest.approx(1.0) and soft[0, 101].item() == pytest.approx(math.exp(-0.5))
+    assert soft[0, 0].item() == pytest.approx(math.exp(-0.125), rel=1e-5) and soft[0, -1].item() == pytest.approx(math.exp(-0.125), rel=1e-5)  # wraps
 
 
 def test_lagged_autocorrelations_match_their_definition():

@@ -47,11 +47,19 @@ def angle_grid(step_deg: float) -> Tensor:
     return torch.arange(count, dtype=torch.float64).mul(math.pi / count).sub(math.pi / 2).to(torch.get_default_dtype())
 
 
-def grid_labels(theta: Tensor, grid: Tensor) -> Tensor:
-    """Multi-label targets ``(batch, G)``: 1 at the (circular) grid point nearest each DoA of ``theta`` ``(batch, M)``."""
+def grid_labels(theta: Tensor, grid: Tensor, width: float | None = None) -> Tensor:
+    r"""Multi-label targets ``(batch, G)`` on the circular ``grid`` for the DoAs ``theta`` ``(batch, M)``.
+
+    ``width=None``: 1 at the grid point nearest each DoA. Otherwise a Gaussian bump of standard
+    deviation ``width`` grid steps around each (off-grid) DoA, :math:`\max_m e^{-d_{gm}^2/2w^2}`
+    with :math:`d_{gm}` the wrapped distance in steps, which keeps the sub-grid position.
+    """
     step = grid[1] - grid[0]
-    index = torch.round((theta.to(grid) - grid[0]) / step).long() % len(grid)
-    return torch.zeros(len(theta), len(grid), dtype=grid.dtype, device=grid.device).scatter_(1, index, 1.0)
+    if width is None:
+        index = torch.round((theta.to(grid) - grid[0]) / step).long() % len(grid)
+        return torch.zeros(len(theta), len(grid), dtype=grid.dtype, device=grid.device).scatter_(1, index, 1.0)
+    distance = torch.remainder(grid - theta.to(grid)[..., None] + math.pi / 2, math.pi) - math.pi / 2  # (batch, M, G)
+    return torch.exp(-0.5 * (distance / (width * step)).square()).amax(dim=1)
 
 
 def normalised_covariance(x: Tensor) -> Tensor:
@@ -172,12 +180,26 @@ class DeepCNN(_AngleMethod):
         task: the DoA task.
         grid_deg: output grid step in degrees.
         channels, layers, hidden, dropout: see :class:`mbdl.nets.cnn.CovarianceCNN`.
+        label_width: ``None`` for one-hot labels at the nearest grid points (the paper's), or the
+            width in grid steps of Gaussian soft labels (see :func:`grid_labels`).
     """
 
-    def __init__(self, task: DoA, grid_deg: float = 1.0, channels: int = 32, layers: int = 4, hidden: tuple[int, ...] = (256, 256), dropout: float = 0.3) -> None:
+    def __init__(
+        self,
+        task: DoA,
+        grid_deg: float = 1.0,
+        channels: int = 32,
+        layers: int = 4,
+        hidden: tuple[int, ...] = (256, 256),
+        dropout: float = 0.3,
+        label_width: float | None = None,
+    ) -> None:
         super().__init__(task, "music", grid_deg)
         for option, value in (("channels", channels), ("layers", layers)):
             check_positive(value, f"method.{option}", integer=True)
+        if label_width is not None:
+            check_positive(label_width, "method.label_width")
+        self.label_width = label_width
         self.net = CovarianceCNN(3, task.sensors, len(self.grid), channels, layers, tuple(hidden), dropout)
 
     def logits(self, data: Batch) -> Tensor:
@@ -193,7 +215,7 @@ class DeepCNN(_AngleMethod):
         """Multi-label binary cross-entropy of the grid logits."""
         if kind != "supervised":
             raise ConfigError(f"regime.loss: the CNN's grid spectrum is trained from labels, got {kind!r} (valid: supervised)")
-        return nn.functional.binary_cross_entropy_with_logits(self.logits(data), grid_labels(data["s"], self.grid))
+        return nn.functional.binary_cross_entropy_with_logits(self.logits(data), grid_labels(data["s"], self.grid, self.label_width))
 
 
 class CovarianceLISTA(_AngleMethod):
@@ -206,7 +228,9 @@ class CovarianceLISTA(_AngleMethod):
     (:class:`mbdl.algorithms.ista.LISTA`, per-layer :math:`W_t, S_t, \theta_t`) is initialised from
     ISTA on :math:`\tfrac12\|r - \Phi p\|^2 + \lambda\|p\|_1`; the DoAs are the ``M`` largest peaks
     of :math:`\hat p`. Supervised loss: squared error to the model's normalised powers
-    :math:`\sigma_s^2 / (M\sigma_s^2 + 1)` at the true grid points; unsupervised: the LASSO objective.
+    :math:`\sigma_s^2 / (M\sigma_s^2 + 1)` spread as Gaussian bumps of ``label_width`` grid steps
+    around the true DoAs (:func:`grid_labels`; spikes at the nearest grid points first drove the
+    network to an all-zero output); unsupervised: the LASSO objective.
 
     Args:
         task: the DoA task.
@@ -214,21 +238,24 @@ class CovarianceLISTA(_AngleMethod):
         lam: LASSO weight ``λ`` of the initial ISTA.
         grid_deg: dictionary grid step in degrees.
         mode: ``per_iteration`` (LISTA) or ``shared`` (tied layers).
+        label_width: width of the target bumps in grid steps.
     """
 
-    def __init__(self, task: DoA, iterations: int = 10, lam: float = 0.05, grid_deg: float = 1.0, mode: Mode = "per_iteration") -> None:
+    def __init__(self, task: DoA, iterations: int = 10, lam: float = 0.05, grid_deg: float = 1.0, mode: Mode = "per_iteration", label_width: float = 1.0) -> None:
         super().__init__(task, "music", grid_deg)
         check_positive(iterations, "method.iterations", integer=True)
         check_positive(lam, "method.lam", strict=False)
-        self.lam = lam
+        check_positive(label_width, "method.label_width")
+        self.lam, self.label_width = lam, label_width
         rows, cols = torch.triu_indices(task.sensors, task.sensors, offset=1)
         self.register_buffer("rows", rows, persistent=False)
         self.register_buffer("cols", cols, persistent=False)
         a = ula_steering(self.grid.double(), task.sensors).T  # (G, N)
         dictionary = self.offdiagonal(a[:, :, None] * a[:, None, :].conj()).T  # (2 N(N-1)/2, G)
-        self.register_buffer("dictionary", dictionary.to(self.grid.dtype), persistent=False)
-        self.lista = LISTA(self.dictionary, iterations, lam, mode=mode)
-        self.target_power = task.source_power / (task.sources * task.source_power + 1.0)
+        scale = torch.linalg.matrix_norm(dictionary, ord=2).item()  # Φ/‖Φ‖: unit ISTA step, O(1) LISTA weights
+        self.register_buffer("dictionary", (dictionary / scale).to(self.grid.dtype), persistent=False)
+        self.lista = LISTA(self.dictionary, iterations, lam, step=1.0, mode=mode)
+        self.target_power = scale * task.source_power / (task.sources * task.source_power + 1.0)
 
     def offdiagonal(self, R: Tensor) -> Tensor:
         """Real and imaginary parts of the upper off-diagonal entries: ``(batch, N, N)`` -> ``(batch, 2 N(N-1)/2)``."""
@@ -258,7 +285,7 @@ class CovarianceLISTA(_AngleMethod):
         for p in self.powers(data):
             pass
         if kind == "supervised":
-            target = self.target_power * grid_labels(data["s"], self.grid)
+            target = self.target_power * grid_labels(data["s"], self.grid, self.label_width)
             return (p - target).square().sum(-1).mean()
         r = self.measurements(data)
         return (0.5 * (r - p @ self.dictionary.T).square().sum(-1) + self.lam * p.abs().sum(-1)).mean()
