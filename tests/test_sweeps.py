@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 import yaml
 from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
 
 from mbdl.results.record import read_records
 from tests.conftest import CONFIGS, ROOT, run_cli
@@ -145,17 +146,28 @@ def test_slurm_launcher_config_builds_on_the_pinned_versions():
     assert type(launcher).__name__ == "SlurmLauncher" and launcher.params["cpus_per_task"] == 1 and launcher.params["partition"] == "debug"
 
 
-@pytest.mark.parametrize("name", sorted(p.stem for p in (CONFIGS / "sweep").glob("*.yaml")))
-def test_every_sweep_config_composes_for_each_of_its_methods(name):
+TASKS = sorted(p.stem for p in (CONFIGS / "task").glob("*.yaml"))
+#: the tasks each ready sweep is documented for (docs/sweeps.md).
+SWEEP_TASKS = {"data_efficiency": TASKS, "seeds": TASKS, "snr": ["doa", "sparse_recovery"], "iterations": ["sparse_recovery"]}
+
+
+def test_every_sweep_config_is_documented_for_its_tasks():
+    assert sorted(SWEEP_TASKS) == sorted(p.stem for p in (CONFIGS / "sweep").glob("*.yaml"))
+
+
+@pytest.mark.parametrize(("name", "task"), [(name, task) for name, tasks in SWEEP_TASKS.items() for task in tasks])
+def test_every_sweep_config_composes_for_each_of_its_methods(name, task):
     """Every method of the grid, with the first value of every other swept key, composes (a missing key fails here)."""
     params = hydra_config(f"sweep={name}").hydra.sweeper.params
     assert "seed" in params
     others = [f"{key}={str(values).split(',')[0]}" for key, values in params.items() if key != "method"]
     for method in params["method"].split(","):
-        assert hydra_config(f"sweep={name}", f"method={method}", *others).method.name == method
+        assert hydra_config(f"sweep={name}", f"task={task}", f"method={method}", *others).method.name == method
 
 
-@pytest.mark.parametrize("name", sorted(p.stem for p in (CONFIGS / "hparams_search").glob("*.yaml")))
-def test_every_hparams_search_config_composes_with_in_memory_storage(name):
-    cfg = hydra_config(f"hparams_search={name}")
+@pytest.mark.parametrize(("name", "task"), [(p.stem, task) for p in sorted((CONFIGS / "hparams_search").glob("*.yaml")) for task in TASKS])
+def test_every_hparams_search_config_composes_with_in_memory_storage(name, task):
+    cfg = hydra_config(f"hparams_search={name}", f"task={task}")
     assert cfg.method.name == name and cfg.hydra.sweeper.storage is None and cfg.hydra.sweeper.params
+    for key in cfg.hydra.sweeper.params:
+        assert OmegaConf.select(cfg, key, default="missing") != "missing", f"{key} is not an option of {task}/{name}"
