@@ -97,10 +97,10 @@ def line_chart(title: str, xlabel: str, ylabel: str, series: list[Series], logx:
     for i, s in enumerate(series):
         bounds = sum(t.dashed for t in series[:i])
         colour = BOUND_COLOURS[bounds % len(BOUND_COLOURS)] if s.dashed else colours(s.label)
-        if s.dashed and len(set(s.x)) == 1:  # a bound at one x only: a level across the chart
-            s = Series(s.label, [min(xs), max(xs)], [s.y[0], s.y[0]], dashed=True)
         order = sorted(range(len(s.x)), key=lambda j: s.x[j])
         points = " ".join(f"{px(s.x[j]):.1f},{py(s.y[j]):.1f}" for j in order)
+        if s.dashed and len(set(s.x)) == 1:  # a bound known at one x only: a level across the whole plot
+            points = f"{LEFT},{py(s.y[0]):.1f} {LEFT + plot_w},{py(s.y[0]):.1f}"
         dash = ' stroke-dasharray="6 4"' if s.dashed else ""
         parts.append(f'<polyline points="{points}" fill="none" stroke="{colour}" stroke-width="2"{dash}/>')
         for j in order:

@@ -35,19 +35,19 @@ def results_table(records: list[dict[str, Any]]) -> str:
 
 
 def job_line(record: dict[str, Any], note: str | None = None) -> str:
-    """One line for a finished job: status, identity, its own overrides and the primary metric against its bound."""
+    """One line for a finished job: status, identity, its own overrides and the primary test metric against its bound."""
     status = note or record.get("status", "?")
     swept = " ".join(o for o in record.get("overrides", []) if o.split("=", 1)[0].lstrip("+~") not in IDENTITY)
     head = f"[{status}] {record.get('task')} {record.get('method')} {record.get('regime')} seed={record.get('seed')}"
     head += f" {swept}" if swept else ""
     if record.get("status") != "ok":
         return f"{head}  error: {record.get('error', '')}"
-    tests = {k: v for k, v in record.items() if k.startswith("test/")}
-    first = next(iter(tests), None)
-    if first is None:
+    name = record.get("primary_metric")
+    if f"test/{name}" not in record:
+        name = next((k.split("/", 1)[1] for k in record if k.startswith("test/")), None)
+    if name is None:
         return head
-    name = first.split("/", 1)[1]
-    return f"{head}  {name}={_format(tests[first])} (bound {_format(record.get('bound/' + name))})"
+    return f"{head}  {name}={_format(record['test/' + name])} (bound {_format(record.get('bound/' + name))})"
 
 
 class SweepProgress(Callback):
