@@ -1,12 +1,11 @@
 """Multiruns end to end: joblib, submitit's local executor, Optuna, a failing job, resume, and ``mbdl compare`` on the result.
 
-Each sweep is one subprocess (~6-8 s of imports): the five launches here are the whole budget.
+Each sweep is one subprocess (~6-8 s of imports each): six launches in all (joblib, compare, failing, resume, submitit, Optuna).
 """
 
 from __future__ import annotations
 
 import csv
-import json
 import os
 import subprocess
 import sys
@@ -18,6 +17,7 @@ import yaml
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
+from mbdl.results.compare import compare
 from mbdl.results.record import read_records
 from tests.conftest import CONFIGS, ROOT, run_cli
 
@@ -30,16 +30,10 @@ def sweep_dir(outputs: Path) -> Path:
     return found
 
 
-@pytest.fixture(scope="module")
-def joblib_sweep(tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess]:
-    outputs = tmp_path_factory.mktemp("joblib")
+def test_joblib_sweep_in_parallel_workers_then_mbdl_compare(outputs, tmp_path):
     done = run_cli("-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "method=model_based,unfolded", "regime.n_train=16,64", "seed=0,1", *TINY, outputs=outputs)
     assert done.returncode == 0, done.stderr[-3000:]
-    return sweep_dir(outputs), done
-
-
-def test_joblib_runs_every_job_in_parallel_workers_with_one_torch_thread(joblib_sweep):
-    root, done = joblib_sweep
+    root = sweep_dir(outputs)
     records = read_records(root)
     assert len(records) == 8 and all(r["status"] == "ok" for r in records)
     assert len({r["run_dir"] for r in records}) == 8, "jobs started in the same second get their own directories"
@@ -48,29 +42,16 @@ def test_joblib_runs_every_job_in_parallel_workers_with_one_torch_thread(joblib_
     assert "sweep directory:" in done.stdout and "jobs failed" not in done.stdout
     assert "GPU available" in done.stderr and "][lightning" not in done.stdout + done.stderr, "Lightning's lines once, not again through Hydra's handler"
 
-
-def test_compare_cli_aggregates_the_sweep_over_seeds(joblib_sweep, tmp_path):
-    root, _ = joblib_sweep
     done = run_cli("compare", str(root), "--out", str(tmp_path), outputs=tmp_path)
     assert done.returncode == 0, done.stderr
     with (tmp_path / "summary.csv").open() as f:
         rows = {(r["method"], r["regime.n_train"]): r for r in csv.DictReader(f)}
     assert set(rows) == {(m, n) for m in ("model_based", "unfolded") for n in ("16", "64")}
-    records = read_records(root)
     for (method, n_train), row in rows.items():
         values = [r["test/nmse_db"] for r in records if r["method"] == method and f"regime.n_train={n_train}" in r["overrides"]]
         assert row["runs"] == "2" and float(row["test/nmse_db"]) == pytest.approx(np.mean(values))
         assert float(row["test/nmse_db_std"]) == pytest.approx(np.std(values, ddof=1))
     assert "8 runs, 4 groups" in done.stdout and (tmp_path / "dashboard.html").stat().st_size > 5000
-
-
-@pytest.fixture(scope="module")
-def failing_sweep(tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess]:
-    """Two jobs with wandb offline (no API key anywhere): a sane learning rate, and one that makes the loss non-finite."""
-    outputs = tmp_path_factory.mktemp("failing")
-    done = mbdl_offline(outputs, "-m", "logger=[csv,wandb]", "method=unfolded", "method.optim.lr=1e-3,1e12", *TINY[:-1], "method.optim.epochs=3")
-    assert done.returncode == 0, done.stderr[-3000:]
-    return sweep_dir(outputs), done
 
 
 def lr(record: dict) -> float:
@@ -85,18 +66,21 @@ def mbdl_offline(outputs: Path, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "mbdl", *args], capture_output=True, text=True, env=env, timeout=300, cwd=ROOT)
 
 
-def test_a_failing_job_is_recorded_and_the_sweep_goes_on(failing_sweep):
-    root, done = failing_sweep
+def test_a_failing_job_with_offline_wandb_then_resume(outputs):
+    """Two jobs, W&B offline (no API key anywhere): a sane learning rate, and one that makes the loss non-finite."""
+    sweep = ("-m", "logger=[csv,wandb]", "method=unfolded", "method.optim.lr=1e-3,1e12", *TINY[:-1], "method.optim.epochs=3")
+    done = mbdl_offline(outputs, *sweep)
+    assert done.returncode == 0, done.stderr[-3000:]
+    root = sweep_dir(outputs)
     records = {lr(r): r for r in read_records(root)}
-    assert records[1e-3]["status"] == "ok"
-    failed = records[1e12]
-    assert failed["status"] == "failed" and "non-finite" in failed["error"]
+    ok, failed = records[1e-3], records[1e12]
+    assert ok["status"] == "ok" and failed["status"] == "failed" and "non-finite" in failed["error"]
+    assert "FloatingPointError" in done.stderr, "the failed job's line and traceback go to stderr"
     assert "1 of 2 jobs failed:" in done.stdout and Path(failed["run_dir"]).name in done.stdout.split("1 of 2 jobs failed:")[1]
+    table = compare([root], outputs / "comparison")["table"]
+    assert "1 of 2 runs failed:" in table and failed["run_dir"] in table and "non-finite" in table, "mbdl compare lists it too"
 
-
-def test_every_job_gets_its_own_offline_wandb_run(failing_sweep):
-    root, _ = failing_sweep
-    for record in read_records(root):
+    for record in records.values():  # one offline W&B run per job, finished after the job
         (run,) = (Path(record["run_dir"]) / "wandb").glob("offline-run-*")
         log = (run.parent / "debug.log").read_text()
         assert f"'method.optim.lr': {lr(record)!r}" in log and "'task.n': 20" in log, "the job's own config, logged flat"
@@ -104,12 +88,8 @@ def test_every_job_gets_its_own_offline_wandb_run(failing_sweep):
         if record["status"] == "ok" and (Path(record["run_dir"]) / "figure.png").exists():
             assert list(run.glob("files/media/images/figure_*.png")), "the run's figure is logged as an image"
 
-
-def test_resume_skips_the_jobs_already_finished(failing_sweep):
-    root, _ = failing_sweep
-    ok = next(r for r in read_records(root) if r["status"] == "ok")
     stamp = (Path(ok["run_dir"]) / "metrics.json").stat().st_mtime_ns
-    done = run_cli("-m", f"hydra.sweep.dir={root}", "resume=true", "logger=[csv,wandb]", "method=unfolded", "method.optim.lr=1e-3,1e12", *TINY[:-1], "method.optim.epochs=3", outputs=root.parent)
+    done = run_cli(*sweep, f"hydra.sweep.dir={root}", "resume=true", outputs=outputs)
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.count("[skipped, already finished]") == 1, "the ok job is skipped"
     assert (Path(ok["run_dir"]) / "metrics.json").stat().st_mtime_ns == stamp
