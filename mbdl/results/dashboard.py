@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import os
 from collections import Counter, defaultdict
+from dataclasses import dataclass, field
 from html import escape
 from pathlib import Path
 from typing import Any
@@ -106,46 +107,72 @@ def _bound(runs: list[dict[str, Any]], metric: str, x: str, fields: list[str]) -
 
 def _chart(title: str, xlabel: str, ylabel: str, series: list[Series], colours: Colours, logx: bool = False) -> str:
     """A line chart, or a note when there is nothing to draw; says when series were dropped."""
-    if not any(s.x for s in series):
+    series = [s for s in series if s.x]
+    if not series:
         return f'<p class="note">{escape(title)}: nothing to draw in these runs.</p>'
+    svg = line_chart(title, xlabel, ylabel, series[:MAX_SERIES], logx, colours)
     dropped = len(series) - MAX_SERIES
-    svg = line_chart(title, xlabel, ylabel, [s for s in series if s.x][:MAX_SERIES], logx, colours)
     return svg + (f'<p class="note">{dropped} more series not drawn.</p>' if dropped > 0 else "")
 
 
-def _task_charts(runs: list[dict[str, Any]], swept: list[str]) -> list[str]:
-    """The charts of one task's runs."""
-    ok = [r for r in runs if r.get("status") == "ok"]
-    if not ok:
-        return ['<p class="note">No finished run: nothing to chart.</p>']
-    metric = Counter(r["primary_metric"] for r in ok).most_common(1)[0][0]
-    test, ylabel = f"test/{metric}", metric
-    others = [k for k in swept if k not in N_TRAIN_KEYS and len({repr(r.get(k)) for r in runs}) > 1]
-    identity = ["method", "regime"] if len({r["regime"] for r in runs}) > 1 else ["method"]
-    charts, colours = [], Colours()
-    by_size = aggregate(runs, [*identity, *others, "n_train"])
-    charts.append(_chart("the spectrum: error vs training-set size", "n_train", ylabel, _series(by_size, identity + others, "n_train", test) + _bound(ok, metric, "n_train", others), colours, logx=True))
-    largest = max((r["n_train"] for r in ok if r.get("n_train") is not None), default=None)
-    at_largest = [r for r in runs if r.get("n_train") == largest]
-    groups = aggregate(at_largest, [*identity, *others])
-    iteration_series = [Series(_series_label(r, identity + others), list(range(1, len(r[f"curve/{metric}"]) + 1)), r[f"curve/{metric}"]) for r in groups if f"curve/{metric}" in r]
-    depth = max((len(s.x) for s in iteration_series), default=0)
-    if depth:
-        iteration_series += [Series(line.label, [1, depth], [line.y[0]] * 2, dashed=True) for line in _bound(at_largest, metric, "n_train", others)]
-    charts.append(_chart(f"error vs iterations/layers (n_train={largest})", "iteration / layer", ylabel, iteration_series, colours, logx=depth > 20))
-    numeric = [k for k in others if all(isinstance(r.get(k), (int, float)) for r in runs)]
-    snr = [k for k in numeric if "snr" in k.lower()]
-    if not snr:
-        charts.append('<p class="note">error vs SNR: no SNR sweep in these runs (sweep the task\'s SNR option, e.g. task.snr_db=0,10,20).</p>')
-    for key in snr + [k for k in numeric if k not in snr]:
-        rest = [k for k in others if k != key]
-        rows = aggregate(at_largest, [*identity, *rest, key])
-        title = f"error vs SNR ({label(key)})" if key in snr else f"error vs {label(key)}"
-        charts.append(_chart(title, label(key), ylabel, _series(rows, identity + rest, key, test) + _bound(at_largest, metric, key, rest), colours))
-    names = [_series_label(r, identity + others) for r in groups]
-    charts.append(bar_chart(f"trainable parameters (n_train={largest})", "", [(n, r.get("params", 0.0)) for n, r in zip(names, groups)], colours))
-    charts.append(bar_chart(f"inference time (n_train={largest})", "ms/sample", [(n, r.get("infer_ms_per_sample", 0.0)) for n, r in zip(names, groups)], colours))
-    return charts
+@dataclass
+class TaskCharts:
+    """The charts of one task's runs; a series is a method (and regime, when several) at each value of the other swept keys."""
+
+    runs: list[dict[str, Any]]
+    swept: list[str]
+    colours: Colours = field(default_factory=Colours)
+
+    def __post_init__(self) -> None:
+        self.ok = [r for r in self.runs if r.get("status") == "ok"]
+        self.metric = Counter(r["primary_metric"] for r in self.ok).most_common(1)[0][0] if self.ok else ""
+        self.others = [k for k in self.swept if k not in N_TRAIN_KEYS and len({repr(r.get(k)) for r in self.runs}) > 1]
+        self.identity = ["method", "regime"] if len({r["regime"] for r in self.runs}) > 1 else ["method"]
+        self.largest = max((r["n_train"] for r in self.ok if r.get("n_train") is not None), default=None)
+        self.at_largest = [r for r in self.runs if r.get("n_train") == self.largest]
+
+    def all(self) -> list[str]:
+        if not self.ok:
+            return ['<p class="note">No finished run: nothing to chart.</p>']
+        return [self.spectrum(), self.iterations(), *self.swept_keys(), *self.costs()]
+
+    def spectrum(self) -> str:
+        """Test error vs training-set size (log axis), the bound dashed."""
+        rows = aggregate(self.runs, [*self.identity, *self.others, "n_train"])
+        series = _series(rows, self.identity + self.others, "n_train", f"test/{self.metric}") + _bound(self.ok, self.metric, "n_train", self.others)
+        return _chart("the spectrum: error vs training-set size", "n_train", self.metric, series, self.colours, logx=True)
+
+    def iterations(self) -> str:
+        """The mean per-iteration curves at the largest training set, the bound dashed."""
+        curve = f"curve/{self.metric}"
+        groups = aggregate(self.at_largest, [*self.identity, *self.others])
+        series = [Series(_series_label(r, self.identity + self.others), list(range(1, len(r[curve]) + 1)), r[curve]) for r in groups if curve in r]
+        depth = max((len(s.x) for s in series), default=0)
+        if depth:
+            series += [Series(line.label, [1, depth], [line.y[0]] * 2, dashed=True) for line in _bound(self.at_largest, self.metric, "n_train", self.others)]
+        return _chart(f"error vs iterations/layers (n_train={self.largest})", "iteration / layer", self.metric, series, self.colours, logx=depth > 20)
+
+    def swept_keys(self) -> list[str]:
+        """Error vs each swept numeric key, SNR first (a note when no SNR was swept), the bound at each value."""
+        numeric = [k for k in self.others if all(isinstance(r.get(k), (int, float)) for r in self.runs)]
+        snr = [k for k in numeric if "snr" in k.lower()]
+        charts = [] if snr else ['<p class="note">error vs SNR: no SNR sweep in these runs (sweep the task\'s SNR option, e.g. task.snr_db=0,10,20).</p>']
+        for key in snr + [k for k in numeric if k not in snr]:
+            rest = [k for k in self.others if k != key]
+            rows = aggregate(self.at_largest, [*self.identity, *rest, key])
+            series = _series(rows, self.identity + rest, key, f"test/{self.metric}") + _bound(self.at_largest, self.metric, key, rest)
+            title = f"error vs SNR ({label(key)})" if key in snr else f"error vs {label(key)}"
+            charts.append(_chart(title, label(key), self.metric, series, self.colours))
+        return charts
+
+    def costs(self) -> list[str]:
+        """Trainable parameters and inference time per series, at the largest training set."""
+        groups = aggregate(self.at_largest, [*self.identity, *self.others])
+        names = [_series_label(r, self.identity + self.others) for r in groups]
+        return [
+            bar_chart(f"trainable parameters (n_train={self.largest})", "", [(n, r.get("params", 0.0)) for n, r in zip(names, groups)], self.colours),
+            bar_chart(f"inference time (n_train={self.largest})", "ms/sample", [(n, r.get("infer_ms_per_sample", 0.0)) for n, r in zip(names, groups)], self.colours),
+        ]
 
 
 def _figures(runs: list[dict[str, Any]], identity: list[str]) -> str:
@@ -210,7 +237,7 @@ def render(runs: list[dict[str, Any]], swept: list[str], rows: list[dict[str, An
     ]
     for task, task_runs in sorted(tasks.items()):
         body.append(f"<h2>{escape(task)}</h2>")
-        body.append(f'<div class="charts">{"".join(_task_charts(task_runs, swept))}</div>')
+        body.append(f'<div class="charts">{"".join(TaskCharts(task_runs, swept).all())}</div>')
         body.append(_figures(task_runs, ["method", "regime"]))
     body += ["<h2>summary over seeds</h2>", _summary_table(rows, by), "<h2>runs</h2>", _run_table(runs, swept, base)]
     if failed:
