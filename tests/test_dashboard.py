@@ -33,7 +33,7 @@ def browser() -> str:
 
 def headless(url: str, profile: Path, *flags: str) -> subprocess.CompletedProcess:
     """Run Chromium headless on ``url`` with the console logged to stderr."""
-    command = [browser(), "--headless", "--no-sandbox", "--disable-gpu", "--enable-logging=stderr", "--v=0",
+    command = [browser(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--enable-logging=stderr", "--v=0",
                f"--user-data-dir={profile}", "--window-size=1280,1800", *flags, url]
     return subprocess.run(command, capture_output=True, text=True, timeout=120, cwd=profile)
 
