@@ -7,8 +7,10 @@
    checked to agree). Goal: ≥ 100x.
 2. The learned-optimizer KF on the MBDL book's Ex. 5.2 workload (1-D kinematics, the wrong
    ``V = I`` told, ``V`` learned from 20 trajectories x 200 steps, 10 epochs), as a user runs it:
-   ``python -m mbdl task=tracking task/model=kinematics_1d method=learned_optimizer ...``, per-sample
-   steps (batch 1, as the book's notebook) and full-batch steps. Goal: ≤ 5 s.
+   ``python -m mbdl experiment=book_learned_v method.optim.epochs=10 method.optim.batch_size=B``,
+   per-sample steps (B = 1, as the book's notebook) and full-batch steps (B = 20). Goal: ≤ 5 s.
+   Then one training step (forward + backward through the 200-step filter) of each, in process,
+   with the number of tensor operations it runs per time step (torch.profiler): what bounds it.
 
     .venv/bin/python scripts/bench_kalman.py          # writes its section of docs/results/benchmarks.md
 """
@@ -26,19 +28,12 @@ import numpy as np
 import torch
 from filterpy.kalman import KalmanFilter as FilterpyKF
 
-from bench_harness import Timing, compare, fmt_mib, fmt_ratio, markdown_table, parser, peak_memory_mib, ratio, report, run_process, setup_torch
+from bench_harness import ROOT, Timing, compare, fmt_mib, fmt_ratio, markdown_table, parser, peak_memory_mib, ratio, report, run_process, setup_torch
 from mbdl.algorithms.kalman import kalman_filter
 from mbdl.tasks.state_space import canonical
 
-#: the Ex. 5.2 training run; the batch size is appended.
-EX52 = [
-    "task=tracking",
-    "task/model=kinematics_1d",
-    "task.mismatch.Q_identity=true",
-    "method=learned_optimizer",
-    "method.learn_R=false",
-    "trainer.enable_progress_bar=false",
-]
+#: the Ex. 5.2 training run (``configs/experiment/book_learned_v.yaml``); epochs and batch size are appended.
+EX52 = ["experiment=book_learned_v", "trainer.enable_progress_bar=false"]
 
 
 def model_and_data(trajectories: int, steps: int, device: str = "cpu") -> tuple[dict[str, torch.Tensor], torch.Tensor]:
@@ -115,10 +110,50 @@ def training_time(args) -> str:  # noqa: ANN001 - argparse namespace
     )
 
 
+def training_step(args) -> str:  # noqa: ANN001 - argparse namespace
+    """Time and count the operations of one training step of the Ex. 5.2 learned-V KF, batch 1 and 20."""
+    from hydra import compose, initialize_config_dir
+    from torch.profiler import ProfilerActivity, profile
+
+    from mbdl.run import build
+
+    setup_torch(args.device, args.threads)
+    with initialize_config_dir(config_dir=str(ROOT / "configs"), version_base="1.3"):
+        cfg = compose("config", overrides=["experiment=book_learned_v"])
+    _, method, data, _ = build(cfg)
+    train = data.split("train")
+    steps = train["x"].shape[1]
+    batches = {1: {k: v[:1] for k, v in train.items()}, 20: train}
+
+    def step(batch: dict[str, torch.Tensor]) -> None:
+        method.zero_grad()
+        method.loss(batch, "supervised").backward()
+
+    def forward(batch: dict[str, torch.Tensor]) -> None:
+        with torch.no_grad():
+            method(batch)
+
+    cases = {f"{kind} B={b}": (lambda f=f, batch=batch: f(batch)) for b, batch in batches.items() for kind, f in (("step", step), ("forward", forward))}
+    t = compare(cases, repeats=3 if args.quick else args.repeats, warmup=1)
+    rows = []
+    for b, batch in batches.items():
+        with profile(activities=[ProfilerActivity.CPU]) as prof:
+            step(batch)
+        averages = prof.key_averages()
+        ops = sum(e.count for e in averages if e.key.startswith("aten::"))
+        backward = sum(e.count for e in averages if e.key.startswith("autograd::engine::evaluate_function"))
+        rows.append([b, str(t[f"step B={b}"]), str(t[f"forward B={b}"]), f"{ops / steps:.0f}", f"{backward / steps:.0f}"])
+    return (
+        f"In process, {steps} time steps per trajectory. A per-sample epoch is 20 such steps in sequence.\n\n"
+        + markdown_table(["batch", "training step (forward + backward)", "forward only (no grad)", "aten ops per time step", "backward nodes per time step"], rows)
+    )
+
+
 def main() -> None:
     args = parser(__doc__.split("\n")[0]).parse_args()
     body = "### Filtering: batched vs filterpy\n\n" + filter_speed(args)
     body += "\n\n### Learned-optimizer KF training, book Ex. 5.2 workload\n\n" + training_time(args)
+    body += "\n\n### One training step of the learned-V KF\n\n" + training_step(args)
     report(args, "kalman", "Kalman filter", body)
 
 
