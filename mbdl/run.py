@@ -20,7 +20,7 @@ from mbdl.methods.base import LOSSES, Method
 from mbdl.tasks.base import Task
 from mbdl.training.callbacks import BestWeights
 from mbdl.training.data import SimulatedData
-from mbdl.training.module import Experiment
+from mbdl.training.module import Experiment, training_phases
 
 #: keys of ``cfg.method`` that configure the run rather than the method's constructor.
 RUN_KEYS = ("name", "optim")
@@ -48,21 +48,29 @@ def run(cfg: DictConfig, output_dir: str) -> dict[str, Any]:
     task, method, data, module = build(cfg)
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     loggers = [instantiate(c) for c in (cfg.get("logger") or {}).values()]
-    trainer: L.Trainer = instantiate(
-        cfg.trainer,
-        max_epochs=cfg.method.optim.epochs,
-        logger=loggers or False,
-        callbacks=[BestWeights()],
-        default_root_dir=output_dir,
-    )
+
+    def trainer() -> L.Trainer:
+        return instantiate(
+            cfg.trainer,
+            max_epochs=cfg.method.optim.epochs,
+            logger=loggers or False,
+            callbacks=[BestWeights()],
+            default_root_dir=output_dir,
+        )
+
     params = method.trainable_parameters
     start = time.perf_counter()
     if params and cfg.method.optim.epochs:
-        trainer.fit(module, datamodule=data)
+        # one fit per phase: a single one, or the stages of layer-wise training (regime.lr_decay)
+        for phase in training_phases(method, cfg.method.optim.lr, cfg.regime.get("lr_decay")):
+            module.enter(phase)
+            trainer().fit(module, datamodule=data)
+        module.enter(None)
     train_time_s = time.perf_counter() - start
-    trainer.test(module, datamodule=data, verbose=False)
+    trainer().test(module, datamodule=data, verbose=False)
     figure = task.figure(module.estimate, data.split("test"))
     if figure is not None:
+        Path(output_dir).mkdir(parents=True, exist_ok=True)
         figure.savefig(Path(output_dir) / "figure.png", dpi=100)
         plt.close(figure)
     for logger in loggers:

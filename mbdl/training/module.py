@@ -4,16 +4,42 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Sequence
+from dataclasses import dataclass
 
 import lightning as L
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from mbdl.config import check_choice, check_positive
 from mbdl.methods.base import Method
 from mbdl.tasks.base import Batch
 
 SCHEDULERS = ("none", "cosine")
+
+
+@dataclass(frozen=True)
+class Phase:
+    """One call to ``fit``: train ``parameters`` at learning rate ``lr`` with the method run to ``depth`` iterations."""
+
+    depth: int | None
+    parameters: list[nn.Parameter]
+    lr: float
+
+
+def training_phases(method: Method, lr: float, lr_decay: Sequence[float] | None = None) -> list[Phase]:
+    """All trained parameters at ``lr``; or, layer-wise (``lr_decay`` given, e.g. ``[0.2, 0.02]``), for every
+    :meth:`Method.stages` stage its new parameters at ``lr``, then all its parameters at ``lr·d`` for each ``d``."""
+    if lr_decay is None:
+        return [Phase(None, [p for p in method.parameters() if p.requires_grad], lr)]
+    for d in lr_decay:
+        check_positive(d, "regime.lr_decay")
+    phases = []
+    for stage in method.stages():
+        if stage.new:
+            phases.append(Phase(stage.depth, stage.new, lr))
+        phases += [Phase(stage.depth, stage.trained, lr * d) for d in lr_decay if stage.trained]
+    return phases
 
 
 class Experiment(L.LightningModule):
@@ -39,6 +65,12 @@ class Experiment(L.LightningModule):
         self.lr, self.weight_decay, self.scheduler = lr, weight_decay, scheduler
         self.results: dict[str, float | list[float]] = {}
         self.estimate: Tensor | None = None
+        self.phase: Phase | None = None
+
+    def enter(self, phase: Phase | None) -> None:
+        """Train only ``phase`` from now on (``None``: every parameter at ``lr``, the whole method)."""
+        self.phase = phase
+        self.method.depth = None if phase is None else phase.depth
 
     def forward(self, data: Batch) -> Tensor:
         return self.method(data)
@@ -93,7 +125,8 @@ class Experiment(L.LightningModule):
                 self.log(key, value)
 
     def configure_optimizers(self):  # noqa: ANN201 - Lightning's union of return types
-        optimizer = torch.optim.Adam(self.method.parameters(), lr=self.lr, weight_decay=self.weight_decay)
+        parameters, lr = (self.method.parameters(), self.lr) if self.phase is None else (self.phase.parameters, self.phase.lr)
+        optimizer = torch.optim.Adam(parameters, lr=lr, weight_decay=self.weight_decay)
         if self.scheduler == "none":
             return optimizer
         schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(self.trainer.max_epochs, 1))
