@@ -10,7 +10,14 @@ with the soft threshold :math:`\eta_\theta(v) = \mathrm{sign}(v)\max(|v| - \thet
 .. math::  s^{t+1} = \eta_{\theta_t}\big(W_t x + S_t s^t\big),
 
 initialised at :math:`W = \mu H^\top`, :math:`S = I - \mu H^\top H`, :math:`\theta = \mu\lambda`,
-from which it is exactly ISTA.
+from which it is exactly ISTA. LISTA-CP (Chen et al., 2018) couples :math:`S_t = I - W_t^\top H`:
+
+.. math::  s^{t+1} = \eta^{\mathrm{ss}}_{\theta_t, p_t}\big(s^t + W_t^\top (x - H s^t)\big),
+
+and support selection (LISTA-CPSS) lets the :math:`p_t` per cent largest entries bypass the
+threshold, :math:`p_t = \min(p\,(t+1), p_{\max})`.
+
+Shapes: ``H`` ``(n, m)``, measurements ``x`` ``(batch, n)``, iterates ``s`` ``(batch, m)``.
 """
 
 from __future__ import annotations
@@ -18,8 +25,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
+from mbdl.algorithms.iterative import Iterative
 from mbdl.algorithms.parameters import IterationParameter, Mode
 
 
@@ -28,12 +36,38 @@ def soft_threshold(v: Tensor, theta: Tensor | float) -> Tensor:
     return torch.sign(v) * torch.relu(v.abs() - theta)
 
 
+def support_selection_threshold(v: Tensor, theta: Tensor | float, percent: float) -> Tensor:
+    r""":math:`\eta^{\mathrm{ss}}_{\theta,p}`: the soft threshold, except for entries of ``v`` ``(batch, m)`` that
+    are among the ``percent`` % largest of their row *and* above ``θ``, which pass unchanged.
+
+    The selection is a constant for the gradient (as in LISTA-CPSS)."""
+    count = int(percent / 100.0 * v.shape[-1])
+    if count == 0:
+        return soft_threshold(v, theta)
+    magnitude = v.abs()
+    kth = magnitude.topk(count, dim=-1).values[..., -1:]
+    selected = ((magnitude >= kth) & (magnitude > theta)).detach()
+    return torch.where(selected, v, soft_threshold(v, theta))
+
+
+def support_percents(iterations: int, support_step: float, support_max: float) -> list[float]:
+    """The support-selection schedule :math:`p_t = \\min(p\\,(t+1), p_{\\max})` (per cent), ``t = 0..T-1``."""
+    return [min(support_step * (t + 1), support_max) for t in range(iterations)]
+
+
 def lipschitz_step(H: Tensor) -> float:
     r"""The largest safe gradient step :math:`1/\|H\|_2^2` for :math:`\tfrac12\|x - Hs\|^2`."""
     return 1.0 / torch.linalg.matrix_norm(H.double(), ord=2).item() ** 2
 
 
-class ISTA(nn.Module):
+def gradient_step(s: Tensor, x: Tensor, H: Tensor, W: Tensor) -> Tensor:
+    r""":math:`s + W^\top (x - H s)` for a batch: ``s`` ``(batch, m)``, ``x`` ``(batch, n)``, ``H``, ``W`` ``(n, m)``.
+
+    ``W = μH`` is the gradient step on :math:`\tfrac12\|x - Hs\|^2`; LISTA-CP learns ``W``."""
+    return s + (x - s @ H.T) @ W
+
+
+class ISTA(Iterative):
     """ISTA with step ``μ_t`` and regularisation ``λ_t`` held as :class:`IterationParameter`.
 
     Args:
@@ -43,33 +77,38 @@ class ISTA(nn.Module):
         step: step ``μ``; ``None`` takes ``1/‖H‖²``.
         mode: how ``μ`` and ``λ`` are held (``"fixed"``: ISTA; ``"shared"``: learned
             optimizer; ``"per_iteration"``: unfolded).
+        support_step, support_max: support selection as in LISTA-CPSS (0: plain soft threshold).
     """
 
-    def __init__(self, H: Tensor, iterations: int, lam: float, step: float | None = None, mode: Mode = "fixed") -> None:
+    def __init__(
+        self,
+        H: Tensor,
+        iterations: int,
+        lam: float,
+        step: float | None = None,
+        mode: Mode = "fixed",
+        support_step: float = 0.0,
+        support_max: float = 0.0,
+    ) -> None:
         super().__init__()
         self.iterations = iterations
         self.register_buffer("H", H)
         self.step = IterationParameter(lipschitz_step(H) if step is None else step, iterations, mode, "method.mode")
         self.lam = IterationParameter(lam, iterations, mode, "method.mode")
+        self.percent = support_percents(iterations, support_step, support_max)
 
-    def iterates(self, x: Tensor, s: Tensor | None = None) -> Iterator[Tensor]:
-        """Yield ``s^1, ..., s^T`` for measurements ``x`` ``(batch, n)``, from ``s^0`` (zero by default)."""
+    def iterates(self, x: Tensor) -> Iterator[Tensor]:
+        """Yield ``s^1, ..., s^T`` for measurements ``x`` ``(batch, n)``, from ``s^0 = 0``."""
         H = self.H
-        s = x.new_zeros(x.shape[0], H.shape[1]) if s is None else s
+        s = x.new_zeros(x.shape[0], H.shape[1])
         for t in range(self.iterations):
             mu = self.step[t]
-            s = soft_threshold(s + mu * (x - s @ H.T) @ H, mu * self.lam[t])
+            s = support_selection_threshold(gradient_step(s, x, H, mu * H), mu * self.lam[t], self.percent[t])
             yield s
 
-    def forward(self, x: Tensor, s: Tensor | None = None) -> Tensor:
-        """``s^T``, ``(batch, m)``."""
-        for s in self.iterates(x, s):
-            pass
-        return s
 
-
-class LISTA(nn.Module):
-    """LISTA: ``T`` layers with their own ``W_t``, ``S_t`` and ``θ_t`` (``shared=True`` ties them).
+class LISTA(Iterative):
+    """LISTA: ``T`` layers with their own ``W_t``, ``S_t`` and ``θ_t`` (``mode="shared"`` ties them).
 
     Args:
         H: ``(n, m)`` operator the layers are initialised from.
@@ -95,8 +134,41 @@ class LISTA(nn.Module):
             s = soft_threshold(x @ self.W[t].T + s @ self.S[t].T, self.theta[t])
             yield s
 
-    def forward(self, x: Tensor) -> Tensor:
-        """Output of the last layer, ``(batch, m)``."""
-        for s in self.iterates(x):
-            pass
-        return s
+
+class LISTACP(Iterative):
+    """LISTA with coupled weights (LISTA-CP), optionally with support selection (LISTA-CPSS).
+
+    Args:
+        H: ``(n, m)`` operator (used in every layer's residual ``x - H s``).
+        iterations: number of layers ``T``.
+        lam: ``λ`` of the ISTA it is initialised from (``W_t = μH``, ``θ_t = μλ``).
+        step: ``μ``; ``None`` takes ``1/‖H‖²``.
+        mode: ``"per_iteration"`` (untied layers) or ``"shared"`` (tied).
+        support_step: ``p``, per cent of entries added to the selected support per layer (0: LISTA-CP).
+        support_max: ``p_max``, the largest selected per cent.
+    """
+
+    def __init__(
+        self,
+        H: Tensor,
+        iterations: int,
+        lam: float,
+        step: float | None = None,
+        mode: Mode = "per_iteration",
+        support_step: float = 0.0,
+        support_max: float = 0.0,
+    ) -> None:
+        super().__init__()
+        self.iterations = iterations
+        self.register_buffer("H", H)
+        mu = lipschitz_step(H) if step is None else step
+        self.W = IterationParameter(mu * H, iterations, mode, "method.mode")
+        self.theta = IterationParameter(mu * lam, iterations, mode, "method.mode")
+        self.percent = support_percents(iterations, support_step, support_max)
+
+    def iterates(self, x: Tensor) -> Iterator[Tensor]:
+        """Yield the output of every layer for measurements ``x`` ``(batch, n)``."""
+        s = x.new_zeros(x.shape[0], self.H.shape[1])
+        for t in range(self.iterations):
+            s = support_selection_threshold(gradient_step(s, x, self.H, self.W[t]), self.theta[t], self.percent[t])
+            yield s

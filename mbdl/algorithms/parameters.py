@@ -1,14 +1,18 @@
-"""How an iterative algorithm holds one of its parameters.
+"""How an iterative algorithm holds one of its parameters (or sub-networks).
 
 The spectrum of model-based deep learning is largely a parameterisation of the same iteration:
 
 * ``"fixed"``: hand-set, not trained (model-based);
 * ``"shared"``: trained, one value for all iterations (learned optimizer);
 * ``"per_iteration"``: trained, one value per iteration (deep unfolding).
+
+Each iteration's values are separate tensors, so that layer-wise training can hand the
+optimizer exactly the parameters of one layer (:func:`parameters_at`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Literal
 
 import torch
@@ -38,11 +42,54 @@ class IterationParameter(nn.Module):
         check_choice(mode, option, MODES)
         self.mode = mode
         value = torch.as_tensor(init, dtype=torch.get_default_dtype()).clone()
-        value = value.expand(iterations if mode == "per_iteration" else 1, *value.shape).clone()
         if mode == "fixed":
             self.register_buffer("value", value)
         else:
-            self.value = nn.Parameter(value)
+            copies = iterations if mode == "per_iteration" else 1
+            self.values = nn.ParameterList(nn.Parameter(value.clone()) for _ in range(copies))
 
     def __getitem__(self, t: int) -> Tensor:
-        return self.value[t if self.mode == "per_iteration" else 0]
+        if self.mode == "fixed":
+            return self.value
+        return self.values[t if self.mode == "per_iteration" else 0]
+
+    def parameters_at(self, t: int) -> list[nn.Parameter]:
+        """The trained tensors first used at iteration ``t`` (shared ones belong to ``t = 0``)."""
+        if self.mode == "per_iteration":
+            return [self.values[t]]
+        return list(self.values) if self.mode == "shared" and t == 0 else []
+
+
+class IterationModules(nn.Module):
+    """A sub-network of an iteration, tied (one network for all iterations) or untied (one per iteration).
+
+    Args:
+        build: makes one network.
+        iterations: number of iterations ``T``.
+        tied: share one network over the iterations.
+
+    ``modules[t]`` is the network used at iteration ``t``.
+    """
+
+    def __init__(self, build: Callable[[], nn.Module], iterations: int, tied: bool) -> None:
+        super().__init__()
+        self.tied = tied
+        self.nets = nn.ModuleList(build() for _ in range(1 if tied else iterations))
+
+    def __getitem__(self, t: int) -> nn.Module:
+        return self.nets[0 if self.tied else t]
+
+    def parameters_at(self, t: int) -> list[nn.Parameter]:
+        """The trained tensors first used at iteration ``t``."""
+        if self.tied:
+            return list(self.nets[0].parameters()) if t == 0 else []
+        return list(self.nets[t].parameters())
+
+
+def parameters_at(module: nn.Module, t: int) -> list[nn.Parameter]:
+    """Every trained tensor of ``module`` first used at iteration ``t`` (for layer-wise training)."""
+    found: list[nn.Parameter] = []
+    for child in module.modules():
+        if isinstance(child, (IterationParameter, IterationModules)):
+            found += [p for p in child.parameters_at(t) if p.requires_grad]
+    return found

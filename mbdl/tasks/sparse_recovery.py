@@ -1,9 +1,14 @@
-r"""Sparse recovery (compressed sensing): :math:`x = H s + w`.
+r"""Sparse recovery (compressed sensing, super-resolution): :math:`x = H s + w`.
 
-:math:`s \in \mathbb{R}^m` has exactly ``k`` non-zero entries ("spikes") drawn from
-:math:`\mathcal{N}(0, \sigma_s^2)`; :math:`H \in \mathbb{R}^{n \times m}` is Gaussian with
-unit-norm columns; :math:`w \sim \mathcal{N}(0, \sigma^2 I_n)`. This is the running example of
-Shlezinger & Eldar, *Model-Based Deep Learning* (2023), Ex. 5.4-5.6.
+:math:`s \in \mathbb{R}^m` has exactly ``k`` non-zero entries ("spikes"), or each entry is non-zero
+with probability ``p``; the spikes are Gaussian, uniform or random signs with std :math:`\sigma_s`.
+:math:`H \in \mathbb{R}^{n \times m}` is Gaussian with unit-norm columns, or a super-resolution
+operator (a Gaussian point-spread function sampled on a grid ``m/n`` times coarser, as in
+localisation microscopy). :math:`w \sim \mathcal{N}(0, \sigma_i^2 I_n)` with a fixed
+:math:`\sigma_i = \sigma` or :math:`\sigma_i = \mathrm{std}(Hs_i)\,10^{-\mathrm{SNR}/20}` (LISTA-CPSS).
+The methods are given :math:`\tilde H = H + \epsilon E`, :math:`E_{ij} \sim \mathcal{N}(0, 1/n)`
+(``mismatch`` :math:`\epsilon`: the relative perturbation of each unit-norm column). This is the
+running example of Shlezinger & Eldar, *Model-Based Deep Learning* (2023), Ex. 5.4-5.6.
 
 Metric: NMSE in dB, :math:`10\log_{10}\big(\sum_i\|\hat s_i - s_i\|^2 / \sum_i \|s_i\|^2\big)`,
 and support-recovery F1. Bound: least squares with an oracle that knows the support
@@ -13,6 +18,7 @@ and support-recovery F1. Bound: least squares with an oracle that knows the supp
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor
@@ -20,13 +26,43 @@ from torch import Tensor
 from mbdl.config import check_choice, check_positive, require
 from mbdl.tasks.base import Batch, Task
 
-OPERATORS = ("gaussian",)
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+OPERATORS = ("gaussian", "convolution")
+SPARSITY = ("exact", "bernoulli")
+SPIKES = ("gaussian", "uniform", "sign")
+UNSUPERVISED_LOSSES = ("consistency", "lasso")
+
+
+def unit_columns(H: Tensor) -> Tensor:
+    """``H`` with every column scaled to unit norm, in the default dtype."""
+    return (H / H.norm(dim=0, keepdim=True)).to(torch.get_default_dtype())
 
 
 def gaussian_operator(n: int, m: int, generator: torch.Generator) -> Tensor:
     """An ``(n, m)`` matrix with i.i.d. Gaussian entries and unit-norm columns (default dtype)."""
-    H = torch.randn(n, m, generator=generator, dtype=torch.float64)
-    return (H / H.norm(dim=0, keepdim=True)).to(torch.get_default_dtype())
+    return unit_columns(torch.randn(n, m, generator=generator, dtype=torch.float64))
+
+
+def convolution_operator(n: int, m: int, psf_width: float) -> Tensor:
+    r"""Blur by a Gaussian PSF of std ``psf_width`` (fine-grid samples), then keep ``n`` of ``m`` positions.
+
+    :math:`H_{ij} \propto \exp(-(c_i - j)^2 / (2w^2))` with the ``i``-th coarse sample at
+    :math:`c_i = (i + \tfrac12)\,m/n - \tfrac12` on the fine grid; unit-norm columns.
+    """
+    centres = (torch.arange(n, dtype=torch.float64) + 0.5) * (m / n) - 0.5
+    offsets = centres[:, None] - torch.arange(m, dtype=torch.float64)[None, :]
+    return unit_columns(torch.exp(-0.5 * (offsets / psf_width).square()))
+
+
+def draw_spikes(shape: tuple[int, int], kind: str, std: float, generator: torch.Generator, dtype: torch.dtype) -> Tensor:
+    """Spike amplitudes of std ``std``: ``gaussian`` N(0, std²), ``uniform`` on ±√3·std, ``sign`` ±std."""
+    if kind == "gaussian":
+        return std * torch.randn(shape, generator=generator, dtype=dtype)
+    if kind == "uniform":
+        return std * math.sqrt(3.0) * (2.0 * torch.rand(shape, generator=generator, dtype=dtype) - 1.0)
+    return std * (2.0 * torch.randint(0, 2, shape, generator=generator, dtype=dtype) - 1.0)
 
 
 def nmse_db(estimate: Tensor, truth: Tensor) -> float:
@@ -67,17 +103,25 @@ def oracle_ls_error(H: Tensor, support: Tensor, noise_var: Tensor) -> Tensor:
 
 
 class SparseRecovery(Task):
-    """Recover a ``k``-sparse ``s`` from ``x = H s + w``.
+    """Recover a sparse ``s`` from ``x = H s + w``.
 
     Args:
         n: number of measurements (rows of ``H``).
         m: signal length (columns of ``H``).
-        k: non-zero entries per signal, ``1 <= k <= m``.
-        spike_std: standard deviation of the non-zero entries.
-        noise_std: standard deviation of the measurement noise ``w`` (``>= 0``).
-        operator: how ``H`` is drawn; one of :data:`OPERATORS`.
-        model_seed: seed of the draw of ``H`` (fixed across train/val/test).
+        sparsity: ``"exact"`` (``k`` spikes per signal) or ``"bernoulli"`` (each entry non-zero with probability ``p``).
+        k: non-zero entries per signal, ``1 <= k <= m`` (``exact``).
+        p: probability of a non-zero entry, in ``(0, 1]`` (``bernoulli``).
+        spikes: distribution of the non-zero entries, one of :data:`SPIKES`.
+        spike_std: their standard deviation.
+        noise_std: standard deviation of the measurement noise ``w`` (``>= 0``), unless ``snr_db`` is set.
+        snr_db: per-sample SNR in dB: noise std ``std(H s_i)·10^(-snr_db/20)`` (``None``: use ``noise_std``).
+        operator: how ``H`` is made; one of :data:`OPERATORS`.
+        psf_width: std of the point-spread function in fine-grid samples (``convolution``).
+        mismatch: ``ε``, relative perturbation of the ``H`` the methods are given (0: the true one).
+        model_seed: seed of the draws of ``H`` and of the mismatch (fixed across train/val/test).
         support_threshold: magnitude above which an estimated entry counts as in the support.
+        unsupervised_loss: ``"consistency"`` (``‖x - H̃ŝ‖²/n``) or ``"lasso"`` (``½‖x - H̃ŝ‖² + λ‖ŝ‖₁``).
+        lasso_lam: ``λ`` of the ``lasso`` loss.
         n_train, n_val, n_test: default data-set sizes.
     """
 
@@ -87,41 +131,68 @@ class SparseRecovery(Task):
         self,
         n: int = 150,
         m: int = 200,
+        sparsity: str = "exact",
         k: int = 4,
+        p: float = 0.1,
+        spikes: str = "gaussian",
         spike_std: float = 0.5,
         noise_std: float = 0.01,
+        snr_db: float | None = None,
         operator: str = "gaussian",
+        psf_width: float = 2.0,
+        mismatch: float = 0.0,
         model_seed: int = 0,
         support_threshold: float = 1e-3,
+        unsupervised_loss: str = "consistency",
+        lasso_lam: float = 0.01,
         n_train: int = 1000,
         n_val: int = 1000,
         n_test: int = 1000,
     ) -> None:
         for option, value in (("n", n), ("m", m), ("k", k)):
             check_positive(value, f"task.{option}", integer=True)
+        check_choice(sparsity, "task.sparsity", SPARSITY)
         require(k <= m, "task.k", f"must be at most task.m={m}, got {k}")
+        require(isinstance(p, (int, float)) and 0 < p <= 1, "task.p", f"must be in (0, 1], got {p!r}")
+        check_choice(spikes, "task.spikes", SPIKES)
         check_positive(spike_std, "task.spike_std")
         check_positive(noise_std, "task.noise_std", strict=False)
+        require(snr_db is None or isinstance(snr_db, (int, float)), "task.snr_db", f"must be a number or null, got {snr_db!r}")
         check_choice(operator, "task.operator", OPERATORS)
+        check_positive(psf_width, "task.psf_width")
+        check_positive(mismatch, "task.mismatch", strict=False)
         check_positive(support_threshold, "task.support_threshold", strict=False)
+        check_choice(unsupervised_loss, "task.unsupervised_loss", UNSUPERVISED_LOSSES)
+        check_positive(lasso_lam, "task.lasso_lam", strict=False)
         for option, value in (("n_train", n_train), ("n_val", n_val), ("n_test", n_test)):
             check_positive(value, f"task.{option}", integer=True)
-        self.n, self.m, self.k = n, m, k
-        self.spike_std, self.noise_std = spike_std, noise_std
+        self.n, self.m, self.k, self.p, self.sparsity = n, m, k, p, sparsity
+        self.spikes, self.spike_std = spikes, spike_std
+        self.noise_std, self.snr_db = noise_std, snr_db
         self.support_threshold = support_threshold
+        self.unsupervised_kind, self.lasso_lam = unsupervised_loss, lasso_lam
         self.n_train, self.n_val, self.n_test = n_train, n_val, n_test
-        self.H = gaussian_operator(n, m, torch.Generator().manual_seed(model_seed))
-        #: the operator the methods are told (no mismatch: the true one).
-        self.H_assumed = self.H.clone()
+        generator = torch.Generator().manual_seed(model_seed)
+        self.H = gaussian_operator(n, m, generator) if operator == "gaussian" else convolution_operator(n, m, psf_width)
+        perturbation = torch.randn(n, m, generator=generator, dtype=torch.float64) / math.sqrt(n)
+        #: the operator the methods are told: the true one plus ``mismatch`` times a random perturbation.
+        self.H_assumed = (self.H.double() + mismatch * perturbation).to(self.H.dtype)
 
     def simulate(self, n: int, generator: torch.Generator) -> Batch:
         """``n`` samples: ``x`` ``(n, self.n)``, ``s`` ``(n, m)``, ``noise_std`` ``(n,)``."""
         dtype = self.H.dtype
-        support_idx = torch.rand(n, self.m, generator=generator).argsort(dim=1)[:, : self.k]
-        s = torch.zeros(n, self.m, dtype=dtype)
-        s.scatter_(1, support_idx, self.spike_std * torch.randn(n, self.k, generator=generator, dtype=dtype))
-        noise_std = torch.full((n,), float(self.noise_std), dtype=dtype)
-        x = s @ self.H.T + noise_std[:, None] * torch.randn(n, self.n, generator=generator, dtype=dtype)
+        if self.sparsity == "exact":
+            support = torch.zeros(n, self.m, dtype=torch.bool)
+            support.scatter_(1, torch.rand(n, self.m, generator=generator).argsort(dim=1)[:, : self.k], True)
+        else:
+            support = torch.rand(n, self.m, generator=generator) < self.p
+        s = draw_spikes((n, self.m), self.spikes, self.spike_std, generator, dtype) * support
+        clean = s @ self.H.T
+        if self.snr_db is None:
+            noise_std = torch.full((n,), float(self.noise_std), dtype=dtype)
+        else:
+            noise_std = clean.std(dim=1, correction=0) * 10.0 ** (-self.snr_db / 20.0)
+        x = clean + noise_std[:, None] * torch.randn(n, self.n, generator=generator, dtype=dtype)
         return {"x": x, "s": s, "noise_std": noise_std}
 
     def evaluate(self, estimate: Tensor, data: Batch) -> dict[str, float]:
@@ -141,6 +212,24 @@ class SparseRecovery(Task):
         return {"nmse_db": 10.0 * math.log10(error / s.double().square().sum().item())}
 
     def unsupervised_loss(self, estimate: Tensor, data: Batch) -> Tensor:
-        r"""Measurement consistency :math:`\frac{1}{n}\|x - H\hat s\|^2` with the assumed ``H``."""
+        r"""With the assumed :math:`\tilde H`: measurement consistency :math:`\frac1n\|x - \tilde H\hat s\|^2`, or
+        the LASSO objective :math:`\tfrac12\|x - \tilde H\hat s\|^2 + \lambda\|\hat s\|_1` (means over the batch)."""
         residual = data["x"] - estimate @ self.H_assumed.T.to(estimate)
-        return residual.square().mean()
+        if self.unsupervised_kind == "consistency":
+            return residual.square().mean()
+        return (0.5 * residual.square().sum(dim=1) + self.lasso_lam * estimate.abs().sum(dim=1)).mean()
+
+    def figure(self, estimate: Tensor, data: Batch) -> Figure:
+        """Estimate against truth for the first three test samples."""
+        from matplotlib.figure import Figure
+
+        figure = Figure(figsize=(9, 6), layout="constrained")
+        axes = figure.subplots(3, 1, sharex=True)
+        index = torch.arange(self.m)
+        for i, ax in enumerate(axes):
+            ax.stem(index, data["s"][i].cpu(), linefmt="C0-", markerfmt="C0o", basefmt=" ", label="truth s")
+            ax.plot(index, estimate[i].detach().cpu(), "C1.-", lw=0.8, ms=3, label="estimate ŝ")
+            ax.set_ylabel(f"test sample {i}")
+        axes[0].legend(loc="upper right")
+        axes[-1].set_xlabel("entry of s")
+        return figure

@@ -1,0 +1,1 @@
+"""Plain networks that methods use as black boxes or as sub-modules of an algorithm."""

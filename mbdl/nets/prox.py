@@ -1,0 +1,39 @@
+r"""A small residual 1-D convolutional network used as a learned proximal operator.
+
+:math:`P(v) = v + f(v)`, :math:`f` = ``layers`` convolutions of width ``channels`` along the signal
+with ReLUs between; the last convolution starts at zero, so :math:`P` starts as the identity.
+``kernel_size=1`` gives a learned pointwise shrinkage function. Shapes: ``(batch, m) -> (batch, m)``.
+"""
+
+from __future__ import annotations
+
+from torch import Tensor, nn
+
+from mbdl.config import check_positive, require
+
+
+class ProxCNN(nn.Module):
+    """Residual 1-D CNN ``(batch, m) -> (batch, m)``.
+
+    Args:
+        channels: hidden channels.
+        layers: convolutions (``>= 2``).
+        kernel_size: odd kernel length (1: pointwise).
+    """
+
+    def __init__(self, channels: int = 16, layers: int = 3, kernel_size: int = 3) -> None:
+        super().__init__()
+        check_positive(channels, "method.channels", integer=True)
+        require(isinstance(layers, int) and layers >= 2, "method.layers", f"must be an integer >= 2, got {layers!r}")
+        require(isinstance(kernel_size, int) and kernel_size % 2 == 1, "method.kernel_size", f"must be an odd integer, got {kernel_size!r}")
+        widths = [1] + [channels] * (layers - 1) + [1]
+        convs = [nn.Conv1d(a, b, kernel_size, padding=kernel_size // 2) for a, b in zip(widths[:-1], widths[1:])]
+        nn.init.zeros_(convs[-1].weight)
+        nn.init.zeros_(convs[-1].bias)
+        body: list[nn.Module] = []
+        for conv in convs[:-1]:
+            body += [conv, nn.ReLU()]
+        self.f = nn.Sequential(*body, convs[-1])
+
+    def forward(self, v: Tensor) -> Tensor:
+        return v + self.f(v.unsqueeze(1)).squeeze(1)
