@@ -9,10 +9,14 @@
    ``V = I`` told, ``V`` learned from 20 trajectories x 200 steps, 10 epochs), as a user runs it:
    ``python -m mbdl experiment=book_learned_v method.optim.epochs=10 method.optim.batch_size=B``,
    per-sample steps (B = 1, as the book's notebook) and full-batch steps (B = 20). Goal: ≤ 5 s.
-   Then one training step (forward + backward through the 200-step filter) of each, in process,
-   with the number of tensor operations it runs per time step (torch.profiler): what bounds it.
+3. One training step (forward + backward through the 200-step filter) at batch 1 and 20, in
+   process, with the number of tensor operations per time step (torch.profiler): what bounds
+   it; and the same step with a leaner recursion proposed for ``mbdl/algorithms/kalman.py``
+   (:func:`lean_kalman_filter`, here only).
 
-    .venv/bin/python scripts/bench_kalman.py          # writes its section of docs/results/benchmarks.md
+Each part writes its own section (``--part filter|training|step``; default all).
+
+    .venv/bin/python scripts/bench_kalman.py          # writes its sections of docs/results/benchmarks.md
 """
 
 from __future__ import annotations
@@ -110,8 +114,30 @@ def training_time(args) -> str:  # noqa: ANN001 - argparse namespace
     )
 
 
+def lean_kalman_filter(x: torch.Tensor, F: torch.Tensor, H: torch.Tensor, Q: torch.Tensor, R: torch.Tensor, s0: torch.Tensor, P0: torch.Tensor) -> torch.Tensor:
+    r"""Proposed training-time KF for a linear model with unbatched ``F, H, Q, R, P0`` (here only).
+
+    The same filter with fewer operations per step: the standard covariance update
+    :math:`P_t = P_{t|t-1} - K_t (P_{t|t-1} H^\top)^\top` instead of the Joseph form, no
+    symmetrisation, and a division instead of a linear solve when :math:`S_t` is a scalar.
+    Returns the ``(b, T, n)`` posterior means.
+    """
+    s, P, estimates = s0.expand(x.shape[0], -1), P0, []
+    for t in range(x.shape[1]):
+        P = F @ P @ F.T + Q
+        PHt = P @ H.T
+        S = H @ PHt + R
+        K = PHt / S if S.numel() == 1 else torch.linalg.solve(S, PHt.T).T
+        P = P - K @ PHt.T
+        s = s @ F.T
+        s = s + (x[:, t] - s @ H.T) @ K.T
+        estimates.append(s)
+    return torch.stack(estimates, 1)
+
+
 def training_step(args) -> str:  # noqa: ANN001 - argparse namespace
-    """Time and count the operations of one training step of the Ex. 5.2 learned-V KF, batch 1 and 20."""
+    """Time and count the operations of one training step of the Ex. 5.2 learned-V KF, batch 1 and 20,
+    with mbdl's filter and with :func:`lean_kalman_filter`."""
     from hydra import compose, initialize_config_dir
     from torch.profiler import ProfilerActivity, profile
 
@@ -120,41 +146,68 @@ def training_step(args) -> str:  # noqa: ANN001 - argparse namespace
     setup_torch(args.device, args.threads)
     with initialize_config_dir(config_dir=str(ROOT / "configs"), version_base="1.3"):
         cfg = compose("config", overrides=["experiment=book_learned_v"])
-    _, method, data, _ = build(cfg)
+    task, method, data, _ = build(cfg)
     train = data.split("train")
     steps = train["x"].shape[1]
     batches = {1: {k: v[:1] for k, v in train.items()}, 20: train}
+    model = task.assumed
 
-    def step(batch: dict[str, torch.Tensor]) -> None:
+    def lean(batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        return lean_kalman_filter(batch["x"], model.F, model.H, method.Q(), method.R(), model.s0, model.P0)
+
+    filters = {"mbdl": method, "proposed lean recursion": lean}
+    with torch.no_grad():
+        difference = (method(train) - lean(train)).abs().max().item()
+
+    def step(estimator: Callable, batch: dict[str, torch.Tensor]) -> None:
         method.zero_grad()
-        method.loss(batch, "supervised").backward()
+        task.supervised_loss(estimator(batch), batch).backward()
 
-    def forward(batch: dict[str, torch.Tensor]) -> None:
+    def forward(estimator: Callable, batch: dict[str, torch.Tensor]) -> None:
         with torch.no_grad():
-            method(batch)
+            estimator(batch)
 
-    cases = {f"{kind} B={b}": (lambda f=f, batch=batch: f(batch)) for b, batch in batches.items() for kind, f in (("step", step), ("forward", forward))}
+    cases = {
+        (name, b, kind): (lambda f=f, e=e, batch=batch: f(e, batch))
+        for name, e in filters.items()
+        for b, batch in batches.items()
+        for kind, f in (("step", step), ("forward", forward))
+    }
     t = compare(cases, repeats=3 if args.quick else args.repeats, warmup=1)
     rows = []
-    for b, batch in batches.items():
-        with profile(activities=[ProfilerActivity.CPU]) as prof:
-            step(batch)
-        averages = prof.key_averages()
-        ops = sum(e.count for e in averages if e.key.startswith("aten::"))
-        backward = sum(e.count for e in averages if e.key.startswith("autograd::engine::evaluate_function"))
-        rows.append([b, str(t[f"step B={b}"]), str(t[f"forward B={b}"]), f"{ops / steps:.0f}", f"{backward / steps:.0f}"])
+    for name, estimator in filters.items():
+        for b, batch in batches.items():
+            with profile(activities=[ProfilerActivity.CPU]) as prof:
+                step(estimator, batch)
+            averages = prof.key_averages()
+            ops = sum(e.count for e in averages if e.key.startswith("aten::"))
+            backward = sum(e.count for e in averages if e.key.startswith("autograd::engine::evaluate_function"))
+            speedup = fmt_ratio(ratio(t[("mbdl", b, "step")], t[(name, b, "step")]))
+            rows.append([name, b, str(t[(name, b, "step")]), speedup, str(t[(name, b, "forward")]), f"{ops / steps:.0f}", f"{backward / steps:.0f}"])
     return (
-        f"In process, {steps} time steps per trajectory. A per-sample epoch is 20 such steps in sequence.\n\n"
-        + markdown_table(["batch", "training step (forward + backward)", "forward only (no grad)", "aten ops per time step", "backward nodes per time step"], rows)
+        f"In process, {steps} time steps per trajectory; a per-sample epoch is 20 such steps in sequence. The proposed lean "
+        f"recursion (`lean_kalman_filter` in the script) agrees with mbdl's filter to {difference:.1e}.\n\n"
+        + markdown_table(
+            ["filter", "batch", "training step (forward + backward)", "step speed-up over mbdl", "forward only (no grad)", "aten ops per time step", "backward nodes per time step"],
+            rows,
+        )
     )
 
 
+PARTS = {
+    "filter": ("kalman", "Kalman filter: batched vs filterpy", filter_speed),
+    "training": ("kalman_training", "Learned-optimizer KF training, book Ex. 5.2 workload", training_time),
+    "step": ("kalman_step", "One training step of the learned-V KF", training_step),
+}
+
+
 def main() -> None:
-    args = parser(__doc__.split("\n")[0]).parse_args()
-    body = "### Filtering: batched vs filterpy\n\n" + filter_speed(args)
-    body += "\n\n### Learned-optimizer KF training, book Ex. 5.2 workload\n\n" + training_time(args)
-    body += "\n\n### One training step of the learned-V KF\n\n" + training_step(args)
-    report(args, "kalman", "Kalman filter", body)
+    p = parser(__doc__.split("\n")[0])
+    p.add_argument("--part", choices=[*PARTS, "all"], default="all", help="which measurement (each writes its own section)")
+    args = p.parse_args()
+    for part in PARTS if args.part == "all" else [args.part]:
+        name, title, measure = PARTS[part]
+        report(args, name, title, measure(args))
 
 
 if __name__ == "__main__":
