@@ -2,11 +2,11 @@ r"""FISTA (Beck & Teboulle, 2009): ISTA with Nesterov momentum on the LASSO.
 
 .. math::
 
-    s^{t} &= \eta_{\mu_t\lambda_t}\big(z^t + \mu_t H^\top (x - H z^t)\big), \\
+    s^{t} &= \eta_{\theta_t}\big(z^t + \mu_t H^\top (x - H z^t)\big), \\
     q_{t+1} &= \tfrac12\big(1 + \sqrt{1 + 4 q_t^2}\big), \\
     z^{t+1} &= s^{t} + \tfrac{q_t - 1}{q_{t+1}}\,(s^{t} - s^{t-1}),
 
-from :math:`z^0 = s^{-1} = 0`, :math:`q_0 = 1`. Shapes: ``H`` ``(n, m)``, ``x`` ``(batch, n)``,
+from :math:`z^0 = s^{-1} = 0`, :math:`q_0 = 1`; the threshold :math:`\theta_t = \mu_t\lambda_t`. Shapes: ``H`` ``(n, m)``, ``x`` ``(batch, n)``,
 iterates ``(batch, m)``.
 """
 
@@ -23,7 +23,7 @@ from mbdl.algorithms.parameters import IterationParameter, Mode
 
 
 class FISTA(Iterative):
-    """FISTA with step ``μ_t`` and LASSO weight ``λ_t`` held as :class:`IterationParameter`.
+    """FISTA with step ``μ_t`` and threshold ``θ_t = μ_t λ_t`` held as :class:`IterationParameter` (as in :class:`ISTA`).
 
     Args:
         H: ``(n, m)`` operator.
@@ -37,8 +37,9 @@ class FISTA(Iterative):
         super().__init__()
         self.iterations = iterations
         self.register_buffer("H", H)
-        self.step = IterationParameter(lipschitz_step(H) if step is None else step, iterations, mode, "method.mode")
-        self.lam = IterationParameter(lam, iterations, mode, "method.mode")
+        mu = lipschitz_step(H) if step is None else step
+        self.step = IterationParameter(mu, iterations, mode, "method.mode")
+        self.theta = IterationParameter(mu * lam, iterations, mode, "method.mode")
 
     def iterates(self, x: Tensor) -> Iterator[Tensor]:
         """Yield ``s^0, ..., s^{T-1}`` for measurements ``x`` ``(batch, n)``."""
@@ -47,7 +48,7 @@ class FISTA(Iterative):
         q = 1.0
         for t in range(self.iterations):
             mu = self.step[t]
-            s = soft_threshold(gradient_step(z, x, H, mu * H), mu * self.lam[t])
+            s = soft_threshold(gradient_step(z, x, H, mu * H), self.theta[t])
             q_next = 0.5 * (1.0 + math.sqrt(1.0 + 4.0 * q * q))
             z = s + (q - 1.0) / q_next * (s - previous)
             previous, q = s, q_next

@@ -2,7 +2,7 @@ r"""The iterative soft-thresholding algorithm and its learned descendants.
 
 ISTA for the LASSO :math:`\min_s \tfrac12\|x - Hs\|_2^2 + \lambda\|s\|_1` iterates
 
-.. math::  s^{t+1} = \eta_{\mu_t\lambda_t}\big(s^t + \mu_t H^\top (x - H s^t)\big),
+.. math::  s^{t+1} = \eta_{\theta_t}\big(s^t + \mu_t H^\top (x - H s^t)\big), \qquad \theta_t = \mu_t\lambda_t,
 
 with the soft threshold :math:`\eta_\theta(v) = \mathrm{sign}(v)\max(|v| - \theta, 0)` and a step
 :math:`\mu \le 1/\|H\|_2^2`. LISTA (Gregor & LeCun, 2010) unfolds it into layers
@@ -68,14 +68,18 @@ def gradient_step(s: Tensor, x: Tensor, H: Tensor, W: Tensor) -> Tensor:
 
 
 class ISTA(Iterative):
-    """ISTA with step ``μ_t`` and regularisation ``λ_t`` held as :class:`IterationParameter`.
+    """ISTA with step ``μ_t`` and threshold ``θ_t = μ_t λ_t`` held as :class:`IterationParameter`.
+
+    The threshold, not ``λ``, is the trained parameter (a learned ``λ_t`` is ``θ_t / μ_t``): trained as
+    ``(μ_t, λ_t)`` the 5-layer book setup stalls at -22.6 dB, as ``(μ_t, θ_t)`` it reaches -30.7 dB
+    (100 epochs, lr 1e-2, with support selection).
 
     Args:
         H: ``(n, m)`` operator.
         iterations: number of iterations ``T``.
         lam: LASSO weight ``λ``.
         step: step ``μ``; ``None`` takes ``1/‖H‖²``.
-        mode: how ``μ`` and ``λ`` are held (``"fixed"``: ISTA; ``"shared"``: learned
+        mode: how ``μ`` and ``θ`` are held (``"fixed"``: ISTA; ``"shared"``: learned
             optimizer; ``"per_iteration"``: unfolded).
         support_step, support_max: support selection as in LISTA-CPSS (0: plain soft threshold).
     """
@@ -93,8 +97,9 @@ class ISTA(Iterative):
         super().__init__()
         self.iterations = iterations
         self.register_buffer("H", H)
-        self.step = IterationParameter(lipschitz_step(H) if step is None else step, iterations, mode, "method.mode")
-        self.lam = IterationParameter(lam, iterations, mode, "method.mode")
+        mu = lipschitz_step(H) if step is None else step
+        self.step = IterationParameter(mu, iterations, mode, "method.mode")
+        self.theta = IterationParameter(mu * lam, iterations, mode, "method.mode")
         self.percent = support_percents(iterations, support_step, support_max)
 
     def iterates(self, x: Tensor) -> Iterator[Tensor]:
@@ -103,7 +108,7 @@ class ISTA(Iterative):
         s = x.new_zeros(x.shape[0], H.shape[1])
         for t in range(self.iterations):
             mu = self.step[t]
-            s = support_selection_threshold(gradient_step(s, x, H, mu * H), mu * self.lam[t], self.percent[t])
+            s = support_selection_threshold(gradient_step(s, x, H, mu * H), self.theta[t], self.percent[t])
             yield s
 
 
