@@ -35,7 +35,7 @@ SECTIONS: dict[str, list[tuple[str, str, tuple[str, ...]]]] = {
         ("FISTA, 100 iterations (λ=0.01)", "", (BOOK, "method=model_based", "method.algorithm=fista", "method.iterations=100", "method.lam=0.01")),
         ("ADMM, 100 iterations (ρ=1, λ=0.01)", "", (BOOK, "method=model_based", "method.algorithm=admm", "method.iterations=100", "method.lam=0.01")),
         ("ISTA, 5 iterations (λ=0.01)", "", (BOOK, "method=model_based", "method.algorithm=ista", "method.iterations=5", "method.lam=0.01")),
-        ("learned-optimizer ISTA, 5 iterations (shared μ, λ)", "", (BOOK, "method=learned_optimizer", "method.algorithm=ista", "method.iterations=5")),
+        ("learned-optimizer ISTA, 5 iterations (shared μ, θ)", "", (BOOK, "method=learned_optimizer", "method.algorithm=ista", "method.iterations=5")),
         ("learned-optimizer ADMM, 5 iterations (shared ρ, λ, μ)", "", (BOOK, "method=learned_optimizer", "method.algorithm=admm", "method.iterations=5")),
         ("unfolded ISTA + support selection, 5 layers (the experiment)", "book LISTA −22.1 dB", (BOOK,)),
         ("LISTA (Gregor & LeCun), 5 layers", "book LISTA −22.1 dB", (BOOK, "method.algorithm=lista", "method.optim.lr=1e-3")),
