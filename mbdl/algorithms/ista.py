@@ -22,6 +22,7 @@ Shapes: ``H`` ``(n, m)``, measurements ``x`` ``(batch, n)``, iterates ``s`` ``(b
 
 from __future__ import annotations
 
+from abc import abstractmethod
 from collections.abc import Iterator
 
 import torch
@@ -67,8 +68,31 @@ def gradient_step(s: Tensor, x: Tensor, H: Tensor, W: Tensor) -> Tensor:
     return s + (x - s @ H.T) @ W
 
 
-class ISTA(Iterative):
-    """ISTA with step ``μ_t`` and threshold ``θ_t = μ_t λ_t`` held as :class:`IterationParameter`.
+class _ThresholdedGradient(Iterative):
+    r"""The iteration shared by ISTA and LISTA-CP: :math:`s \leftarrow \eta^{\mathrm{ss}}_{\theta_t, p_t}(s + W_t^\top (x - H s))`
+    from :math:`s^0 = 0`, with :meth:`weights` giving :math:`W_t` ``(n, m)``."""
+
+    def __init__(self, H: Tensor, iterations: int, theta: float, mode: Mode, support_step: float, support_max: float) -> None:
+        super().__init__()
+        self.iterations = iterations
+        self.register_buffer("H", H)
+        self.theta = IterationParameter(theta, iterations, mode, "method.mode")
+        self.percent = support_percents(iterations, support_step, support_max)
+
+    @abstractmethod
+    def weights(self, t: int) -> Tensor:
+        """:math:`W_t`, ``(n, m)``."""
+
+    def iterates(self, x: Tensor) -> Iterator[Tensor]:
+        """Yield ``s^1, ..., s^T`` for measurements ``x`` ``(batch, n)``."""
+        s = x.new_zeros(x.shape[0], self.H.shape[1])
+        for t in range(self.iterations):
+            s = support_selection_threshold(gradient_step(s, x, self.H, self.weights(t)), self.theta[t], self.percent[t])
+            yield s
+
+
+class ISTA(_ThresholdedGradient):
+    """ISTA with step ``μ_t`` (``W_t = μ_t H``) and threshold ``θ_t = μ_t λ_t`` held as :class:`IterationParameter`.
 
     The threshold, not ``λ``, is the trained parameter (a learned ``λ_t`` is ``θ_t / μ_t``): trained as
     ``(μ_t, λ_t)`` the 5-layer book setup stalls at -22.6 dB, as ``(μ_t, θ_t)`` it reaches -30.7 dB
@@ -94,22 +118,12 @@ class ISTA(Iterative):
         support_step: float = 0.0,
         support_max: float = 0.0,
     ) -> None:
-        super().__init__()
-        self.iterations = iterations
-        self.register_buffer("H", H)
         mu = lipschitz_step(H) if step is None else step
+        super().__init__(H, iterations, mu * lam, mode, support_step, support_max)
         self.step = IterationParameter(mu, iterations, mode, "method.mode")
-        self.theta = IterationParameter(mu * lam, iterations, mode, "method.mode")
-        self.percent = support_percents(iterations, support_step, support_max)
 
-    def iterates(self, x: Tensor) -> Iterator[Tensor]:
-        """Yield ``s^1, ..., s^T`` for measurements ``x`` ``(batch, n)``, from ``s^0 = 0``."""
-        H = self.H
-        s = x.new_zeros(x.shape[0], H.shape[1])
-        for t in range(self.iterations):
-            mu = self.step[t]
-            s = support_selection_threshold(gradient_step(s, x, H, mu * H), self.theta[t], self.percent[t])
-            yield s
+    def weights(self, t: int) -> Tensor:
+        return self.step[t] * self.H
 
 
 class LISTA(Iterative):
@@ -140,40 +154,24 @@ class LISTA(Iterative):
             yield s
 
 
-class LISTACP(Iterative):
-    """LISTA with coupled weights (LISTA-CP), optionally with support selection (LISTA-CPSS).
+class LISTACP(_ThresholdedGradient):
+    """LISTA with coupled weights (LISTA-CP), optionally with support selection (LISTA-CPSS): ISTA whose
+    ``μ_t H`` is a learned ``W_t`` ``(n, m)``, initialised at ``μH`` (and ``θ_t = μλ``).
 
     Args:
         H: ``(n, m)`` operator (used in every layer's residual ``x - H s``).
         iterations: number of layers ``T``.
-        lam: ``λ`` of the ISTA it is initialised from (``W_t = μH``, ``θ_t = μλ``).
+        lam: ``λ`` of the ISTA it is initialised from.
         step: ``μ``; ``None`` takes ``1/‖H‖²``.
         mode: ``"per_iteration"`` (untied layers) or ``"shared"`` (tied).
         support_step: ``p``, per cent of entries added to the selected support per layer (0: LISTA-CP).
         support_max: ``p_max``, the largest selected per cent.
     """
 
-    def __init__(
-        self,
-        H: Tensor,
-        iterations: int,
-        lam: float,
-        step: float | None = None,
-        mode: Mode = "per_iteration",
-        support_step: float = 0.0,
-        support_max: float = 0.0,
-    ) -> None:
-        super().__init__()
-        self.iterations = iterations
-        self.register_buffer("H", H)
+    def __init__(self, H: Tensor, iterations: int, lam: float, step: float | None = None, mode: Mode = "per_iteration", support_step: float = 0.0, support_max: float = 0.0) -> None:
         mu = lipschitz_step(H) if step is None else step
+        super().__init__(H, iterations, mu * lam, mode, support_step, support_max)
         self.W = IterationParameter(mu * H, iterations, mode, "method.mode")
-        self.theta = IterationParameter(mu * lam, iterations, mode, "method.mode")
-        self.percent = support_percents(iterations, support_step, support_max)
 
-    def iterates(self, x: Tensor) -> Iterator[Tensor]:
-        """Yield the output of every layer for measurements ``x`` ``(batch, n)``."""
-        s = x.new_zeros(x.shape[0], self.H.shape[1])
-        for t in range(self.iterations):
-            s = support_selection_threshold(gradient_step(s, x, self.H, self.W[t]), self.theta[t], self.percent[t])
-            yield s
+    def weights(self, t: int) -> Tensor:
+        return self.W[t]
