@@ -121,13 +121,17 @@ def section_table(rows: list[tuple[Row, list[dict[str, Any]]]]) -> str:
     return header + "\n".join(lines) + "\n"
 
 
-def sweep(cache: Path, quick: bool) -> dict[str, list[tuple[float, float]]]:
-    """RMSPE (deg) versus SNR for every method, plus the bound: ``{label: [(snr, rmspe_deg), ...]}``."""
+def sweep(cache: Path, quick: bool, trainings: list[float]) -> dict[str, list[tuple[float, float]]]:
+    """RMSPE (deg) versus SNR for every method, plus the bound: ``{label: [(snr, rmspe_deg), ...]}``.
+
+    Appends the training time of each fit to ``trainings``."""
     curves: dict[str, list[tuple[float, float]]] = {"√CRB": []}
     for snr in SNRS:
         for label, overrides, algorithms in SWEEP_METHODS:
             run_overrides = (*SWEEP, f"task.snr_db={snr}", *overrides, *(QUICK if quick else ()))
-            for r in cached(run_overrides, algorithms, cache):
+            records = cached(run_overrides, algorithms, cache)
+            trainings.append(records[0]["train_time_s"])
+            for r in records:
                 name = label if label != "model-based" else ALGORITHM_NAMES[r["algorithm"]]
                 name = f"{name} + ESPRIT" if label in ("learned calibration", "SubspaceNet") else name
                 curves.setdefault(name, []).append((snr, r["test/rmspe_deg"]))
@@ -164,18 +168,21 @@ def main() -> None:
     start = time.perf_counter()
     results: dict[str, list[tuple[Row, list[dict[str, Any]]]]] = {}
     figure = args.out.parent / "doa_rmspe_vs_snr.png"
+    trainings: list[float] = []
     for section in sections:
         if section == "sweep":
-            plot(sweep(args.cache, args.quick), figure)
+            plot(sweep(args.cache, args.quick, trainings), figure)
         for row in (row for row in ROWS if row[0] == section):
             overrides = (*row[2], *(QUICK if args.quick else ()))
             records = cached(overrides, row[3], args.cache)
+            trainings.append(records[0]["train_time_s"])
             results.setdefault(section, []).append((row, records))
             for r in records:
                 print(f"{section:12s} {row[1][:70]:70s} {r['algorithm'] or '':10s} {r['test/rmspe_rad']:.4f} rad (mean {r['test/mean_rmspe_rad']:.4f}; √CRB {r['bound/rmspe_rad']:.4f}) {r['train_time_s']:.0f} s", flush=True)
     minutes = (time.perf_counter() - start) / 60
+    train_minutes = sum(trainings) / 60
     tables = {name: section_table(rows) for name, rows in results.items()}
-    text = TEMPLATE.format(quick=" --quick" if args.quick else "", minutes=minutes, **{k: tables.get(k, "(not run)\n") for k in ("crb", "calibration", "coherent")})
+    text = TEMPLATE.format(quick=" --quick" if args.quick else "", minutes=minutes, train_minutes=train_minutes, **{k: tables.get(k, "(not run)\n") for k in ("crb", "calibration", "coherent")})
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(text)
     print(f"wrote {args.out}")
@@ -184,7 +191,8 @@ def main() -> None:
 TEMPLATE = """# DoA results
 
 Written by `.venv/bin/python scripts/reproduce_doa.py{quick}` (seed 0, one thread, this machine's 2 CPU cores
-shared with other jobs; this invocation took {minutes:.1f} min, cached rows not counted again). Each row is
+shared with other jobs, load average 4-9; {train_minutes:.0f} min of training in all, the last invocation
+{minutes:.1f} min as it reused the cached rows of the earlier ones). Each row is
 the `python -m mbdl` command shown plus `seed=0 threads=1`; test sets of 1000 samples. Definitions
 (see [../doa.md](../doa.md)): **RMSPE** is the root of the squared angle errors pooled over all
 samples and sources after the best assignment of estimates to sources — the quantity the CRB
