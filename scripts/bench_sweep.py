@@ -59,7 +59,9 @@ def run_sweep(commands: list[list[str]], timeout: float) -> dict:
         process = run_process(command, env=env, timeout=max(timeout - wall, 1.0))
         wall += process.wall
         peak = max(peak, process.peak_mib)
-        if process.returncode:
+        if process.returncode < 0:
+            errors.append(f"killed at the {timeout:.0f} s timeout")
+        elif process.returncode:
             errors.append(f"exit {process.returncode}: {process.stderr.strip().splitlines()[-1] if process.stderr.strip() else ''}")
     records = []
     for path in Path(outputs).rglob("metrics.json"):
