@@ -27,9 +27,14 @@ RUN_KEYS = ("name", "optim")
 
 
 def build(cfg: DictConfig) -> tuple[Task, Method, SimulatedData, Experiment]:
-    """Validate the options and build every part of a run; no data are simulated yet."""
+    """Validate the options and build every part of a run; no data are simulated yet.
+
+    Seeds every generator with ``cfg.seed`` first, so that the methods' initial weights are
+    reproducible (the data have their own per-split generators).
+    """
     check_positive(cfg.seed, "seed", strict=False, integer=True)
     check_choice(cfg.regime.loss, "regime.loss", LOSSES)
+    L.seed_everything(cfg.seed, workers=True, verbose=False)
     task: Task = instantiate(OmegaConf.masked_copy(cfg.task, [k for k in cfg.task if k != "name"]))
     method_kwargs = OmegaConf.masked_copy(cfg.method, [k for k in cfg.method if k not in RUN_KEYS])
     method: Method = instantiate(method_kwargs, task=task, _convert_="all")
@@ -46,7 +51,6 @@ def run(cfg: DictConfig, output_dir: str) -> dict[str, Any]:
         check_positive(cfg.threads, "threads", integer=True)
         torch.set_num_threads(cfg.threads)
     task, method, data, module = build(cfg)
-    L.seed_everything(cfg.seed, workers=True, verbose=False)
     loggers = [instantiate(c) for c in (cfg.get("logger") or {}).values()]
 
     def trainer() -> L.Trainer:

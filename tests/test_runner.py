@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+import torch
 
 from mbdl.config import ConfigError
 from mbdl.run import build
@@ -78,3 +79,13 @@ def test_same_seed_gives_identical_test_metrics_and_training_improves(tmp_path):
     untrained = run_config(tmp_path / "c", *TINY, "method=unfolded", "method.optim.epochs=0", "seed=7")
     assert first["test/nmse_db"] < untrained["test/nmse_db"]
     assert len(first["curve/nmse_db"]) == 5 and first["curve/nmse_db"][-1] == pytest.approx(first["test/nmse_db"])
+
+
+def test_initial_weights_are_seeded_by_the_run_seed():
+    """Randomly initialised networks (the MLP) start from the same weights for the same seed."""
+    weights = [
+        [p.detach().clone() for p in build(compose_config(*TINY, "method=black_box", f"seed={seed}"))[1].parameters()]
+        for seed in (3, 3, 4)
+    ]
+    assert all(torch.equal(a, b) for a, b in zip(weights[0], weights[1]))
+    assert not all(torch.equal(a, b) for a, b in zip(weights[0], weights[2]))
