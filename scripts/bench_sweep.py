@@ -81,13 +81,15 @@ def main() -> None:
     p.set_defaults(repeats=1)
     p.add_argument("--epochs", type=int, default=None, help="cap every method's epochs (quick sweep); default: the methods' own")
     p.add_argument("--timeout", type=float, default=900, help="seconds after which a sweep is killed")
+    p.add_argument("--launcher", choices=[*LAUNCHERS, "both"], default="both", help="measure one launcher only")
     args = p.parse_args()
+    launchers = LAUNCHERS if args.launcher == "both" else {args.launcher: LAUNCHERS[args.launcher]}
     methods, missing = available()
     if args.quick:
         methods, args.epochs = {"sparse_recovery": methods["sparse_recovery"][:2]}, 1
-    results: dict[str, list[dict]] = {name: [] for name in LAUNCHERS}
+    results: dict[str, list[dict]] = {name: [] for name in launchers}
     for _ in range(args.repeats):
-        for name, launcher in LAUNCHERS.items():
+        for name, launcher in launchers.items():
             results[name].append(run_sweep(sweep_commands(methods, launcher, args.epochs, args.device), args.timeout))
     jobs = sum(len(m) for m in methods.values())
     rows = []
@@ -115,7 +117,7 @@ def main() -> None:
         f"Missing (no `configs/spectrum/<task>/<method>.yaml`): {', '.join(missing) or 'none'}.\n\n"
         + markdown_table(["launcher", "sweep wall [spread]", "jobs ok", "sum of time in the methods", "slowest job (in its method)", "peak memory (process tree)", "errors"], rows)
     )
-    key = "sweep_quick" if args.epochs is not None else "sweep_full"
+    key = ("sweep_quick" if args.epochs is not None else "sweep_full") + ("" if args.launcher == "both" else f"_{args.launcher}")
     report(args, key, f"Spectrum sweep, {label}", body)
 
 
