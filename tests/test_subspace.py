@@ -114,3 +114,18 @@ def test_differentiable_estimators_pass_gradcheck(estimator):
     R0 = A @ A.mH + 0.1 * torch.eye(6)
     K = (0.05 * torch.randn(1, 6, 6, generator=torch.Generator().manual_seed(1), dtype=torch.complex128)).requires_grad_()
     assert torch.autograd.gradcheck(lambda K: estimator(R0 + K @ K.mH, 2), (K,))
+
+
+def test_null_spectrum_equals_the_norm_of_the_noise_projection_on_any_array():
+    """The one-GEMM form against its definition ||E_n^H a||^2, for a perturbed (non-ULA) array."""
+    from mbdl.algorithms.subspace import music_null_spectrum, subspaces
+
+    g = torch.Generator().manual_seed(5)
+    x = torch.complex(torch.randn(4, 7, 30, generator=g, dtype=torch.float64), torch.randn(4, 7, 30, generator=g, dtype=torch.float64))
+    R = x @ x.mH / 30
+    grid = torch.linspace(-1.5, 1.5, 50, dtype=torch.float64)
+    gains = torch.polar(1 + 0.1 * torch.rand(7, 1, generator=g, dtype=torch.float64), torch.rand(7, 1, generator=g, dtype=torch.float64))
+    steering = gains * ula_steering(grid, 7)
+    _, noise = subspaces(R, 2)
+    expected = (noise.mH @ steering).abs().square().sum(dim=-2)
+    torch.testing.assert_close(music_null_spectrum(R, 2, steering), expected, rtol=1e-10, atol=1e-12)

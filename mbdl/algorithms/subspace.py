@@ -68,11 +68,21 @@ def ula_steering(theta: Tensor, n: int) -> Tensor:
 def music_null_spectrum(R: Tensor, num_sources: int, steering: Tensor) -> Tensor:
     r""":math:`\|E_n^H a(\theta_g)\|^2` for every grid angle: ``(batch, G)`` from ``steering`` ``(N, G)``.
 
-    One batched product :math:`E_n^H A_{\text{grid}}`, no loop over samples or angles.
+    With the noise projector :math:`C = E_n E_n^H` (Hermitian),
+    :math:`\|E_n^H a\|^2 = a^H C a = \sum_{ij} \mathrm{Re}(C_{ij})\,\mathrm{Re}(\bar a_i a_j)
+    - \mathrm{Im}(C_{ij})\,\mathrm{Im}(\bar a_i a_j)`: one real product of the ``(batch, 2N^2)``
+    coefficients of :math:`C` with a ``(2N^2, G)`` basis of the grid, whatever the array geometry.
+    Nothing of size ``batch x N x G`` is formed, so the cost is one GEMM and the output. The sum
+    cancels near the nulls, so it is taken in double precision and kept positive.
     """
     _, noise = subspaces(R, num_sources)
-    projection = noise.mH @ steering.to(noise.dtype)  # (batch, N-M, G)
-    return projection.abs().square().sum(dim=-2)
+    C = (noise @ noise.mH).to(torch.complex128).flatten(-2)  # (batch, N*N)
+    steering = steering.to(torch.complex128)
+    outer = (steering.conj()[:, None, :] * steering[None, :, :]).flatten(0, 1)  # (N*N, G): conj(a_i) a_j
+    coefficients = torch.cat([C.real, C.imag], dim=-1)  # (batch, 2 N*N)
+    basis = torch.cat([outer.real, -outer.imag])  # (2 N*N, G)
+    dtype = noise.real.dtype
+    return (coefficients @ basis).to(dtype).clamp_min(torch.finfo(dtype).tiny)
 
 
 def music_spectrum(R: Tensor, num_sources: int, steering: Tensor) -> Tensor:
