@@ -9,6 +9,7 @@ The console script ``mbdl`` is the same command.
 
 from __future__ import annotations
 
+import gc
 import importlib
 import math
 import sys
@@ -114,10 +115,15 @@ def app(cfg: DictConfig) -> float:
 
 def main() -> None:
     """Console-script entry point ``mbdl``: a sub-command (``mbdl compare DIR``) or a Hydra run."""
-    if len(sys.argv) > 1 and sys.argv[1] in SUBCOMMANDS:
-        importlib.import_module(SUBCOMMANDS[sys.argv[1]]).main(sys.argv[2:])
-    else:
-        app()
+    try:
+        if len(sys.argv) > 1 and sys.argv[1] in SUBCOMMANDS:
+            importlib.import_module(SUBCOMMANDS[sys.argv[1]]).main(sys.argv[2:])
+        else:
+            app()
+    finally:
+        # the interpreter's last garbage collection walks every object torch and Lightning made
+        # (~1 s per process, docs/benchmarks.md); everything is written by now, so skip the walk
+        gc.freeze()
 
 
 if __name__ == "__main__":
