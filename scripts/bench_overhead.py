@@ -31,15 +31,16 @@ from pathlib import Path  # noqa: E402
 
 from bench_harness import ROOT, Timing, fmt_mib, fmt_share, markdown_table, parser, report  # noqa: E402
 
-#: the quick runs measured: label -> ``python -m mbdl`` overrides. ``+gc.freeze`` marks the same
-#: run with ``gc.freeze()`` called when ``main`` returns (the proposed fix of the slow exit).
+#: the quick runs measured: label -> ``python -m mbdl`` overrides. ``+gc.unfreeze`` marks the same
+#: run with ``gc.unfreeze()`` once ``main`` returns, undoing the ``gc.freeze()`` of ``mbdl.__main__``
+#: (which skips the interpreter's final collection): what that line saves.
 RUNS = {
     "ISTA (model_based, 100 iterations, no training)": ["method=model_based"],
-    "ISTA (model_based), gc.freeze() before exit": ["method=model_based", "+gc.freeze"],
+    "ISTA (model_based), without gc.freeze() at exit": ["method=model_based", "+gc.unfreeze"],
     "LISTA (unfolded, 5 layers, 10 epochs)": ["method=unfolded", "method.optim.epochs=10"],
     "LISTA (unfolded, 5 layers, 100 epochs: default)": ["method=unfolded"],
 }
-FREEZE = "+gc.freeze"
+UNFREEZE = "+gc.unfreeze"
 COMMON = ["trainer.enable_progress_bar=false"]
 
 #: phases counted as the method's own work; everything else is framework overhead.
@@ -107,14 +108,14 @@ def child(out: str, overrides: list[str]) -> None:
     timer.wrap(mbdl.results.record, "write_record", "run record (metrics.json)")
     timer.wrap(mbdl.run, "run", "runner glue (seed, loggers, figure)")
     timer.wrap(runpy, "run_module", "Hydra: compose, run dir, job logging, summary")
-    sys.argv = ["mbdl", *(o for o in overrides if o != FREEZE)]
+    sys.argv = ["mbdl", *(o for o in overrides if o != UNFREEZE)]
     try:
         runpy.run_module("mbdl", run_name="__main__", alter_sys=True)  # as `python -m mbdl`
     except SystemExit as error:
         if error.code not in (None, 0):
             raise
-    if FREEZE in overrides:
-        gc.freeze()  # the exit-time collection then skips every object alive now
+    if UNFREEZE in overrides:
+        gc.unfreeze()  # the exit-time collection walks every object again
     record = {
         "start": _T0,
         "end": time.time(),
@@ -167,7 +168,7 @@ def main() -> None:
             rows.append([name, str(t), fmt_share(share)])
         unaccounted = Timing([m["wall"] - sum(m["phases"].values()) for m in rounds])
         rows.append(["(not attributed)", str(unaccounted), fmt_share(Timing([u / m["wall"] for u, m in zip(unaccounted.samples, rounds)]))])
-        command = " ".join(["python -m mbdl", *(o for o in overrides if o != FREEZE), *COMMON])
+        command = " ".join(["python -m mbdl", *(o for o in overrides if o != UNFREEZE), *COMMON])
         peak = max(m["peak_rss_mib"] for m in rounds)
         sections.append(
             f"### {label}\n\n`{command}`: wall {wall}; **outside the method: {fmt_share(outside)}**; "
