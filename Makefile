@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup run test test-slow clean chromium
+.PHONY: setup run test test-slow bench clean chromium
 
 setup: $(STAMP)
 
@@ -31,6 +31,14 @@ test: $(STAMP) chromium
 # The long accuracy studies (excluded from `make test`).
 test-slow: $(STAMP)
 	$(BIN)/python -m pytest -m slow
+
+# Benchmarks (docs/benchmarks.md); each writes its section of docs/results/benchmarks.md (~8 min idle).
+bench: $(STAMP)
+	$(BIN)/python scripts/bench_ista.py
+	$(BIN)/python scripts/bench_music.py
+	$(BIN)/python scripts/bench_kalman.py
+	$(BIN)/python scripts/bench_overhead.py
+	$(BIN)/python scripts/bench_sweep.py --epochs 1
 
 clean:
 	rm -rf $(VENV) outputs/runs outputs/sweeps .pytest_cache

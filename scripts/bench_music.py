@@ -2,18 +2,18 @@
 
 1000 sample covariances (8-sensor half-wavelength ULA, 3 sources, 100 snapshots, 10 dB) and a
 grid of 3600 angles on [-90°, 90°). mbdl: :func:`mbdl.algorithms.subspace.music_spectrum` with
-the grid's steering matrix built inside the timed call (one batched ``eigh`` and one batched
-product ``E_nᴴ A``). Reference: for each sample an EVD (``np.linalg.eig``, eigenvalues sorted),
+the grid's steering matrix built inside the timed call (one batched ``eigh``, the noise projectors
+``C = E_n E_nᴴ`` and one real GEMM of their ``2N²`` coefficients with a ``(2N², G)`` basis of the
+grid: any array geometry). Reference: for each sample an EVD (``np.linalg.eig``, eigenvalues sorted),
 then for each angle its steering vector and ``1 / (aᴴ E_n E_nᴴ a)``, as SubspaceNet's
 ``MUSIC.spectrum_calculation`` does; its cost is linear in the samples, so it is timed on the
 first ``--reference-samples`` samples (default 100: ~10 s a round here) and scaled to the batch.
 complex128 both; the spectra are checked to agree. Goal: ≥ 100x.
 
-A third case, *polynomial form*, is a proposed replacement for the ULA (in this script only):
-with ``C = E_n E_nᴴ``, ``aᴴ C a = c_0 + 2 Re Σ_{k≥1} c_k z^k`` where ``c_k`` is the sum of the
+A third case, *polynomial form*, is specific to the ULA (in this script only): ``aᴴ C a = c_0 + 2 Re Σ_{k≥1} c_k z^k`` where ``c_k`` is the sum of the
 ``k``-th superdiagonal of ``C`` (the Root-MUSIC polynomial on the unit circle), so the whole
-null spectrum is one real GEMM ``(batch, 2N-1) x (2N-1, G)`` and nothing of size
-``batch x (N-M) x G`` is materialised.
+null spectrum is one real GEMM ``(batch, 2N-1) x (2N-1, G)``: ``2N-1`` instead of ``2N²``
+coefficients, for the ULA only.
 
     .venv/bin/python scripts/bench_music.py           # writes its section of docs/results/benchmarks.md
 """
@@ -62,12 +62,12 @@ def polynomial_music_spectrum(R: torch.Tensor, num_sources: int, angles: torch.T
     return 1.0 / (coefficients @ basis)
 
 
-CASES = ("mbdl", "per-angle loop", "polynomial form (proposed)")
+CASES = ("mbdl", "per-angle loop", "polynomial form (ULA only)")
 
 
 def make_case(kind: str, samples: int, points: int, device: str = "cpu", first: int | None = None) -> Callable[[], np.ndarray | torch.Tensor]:
     """One of :data:`CASES` on the ``first`` of ``samples`` covariances: mbdl (batched over samples and grid),
-    SubspaceNet's loop, or the proposed form."""
+    SubspaceNet's loop, or the ULA's polynomial form."""
     R = covariances(samples)[:first]
     samples = len(R)
     angles = grid(points)
