@@ -53,7 +53,9 @@ SECTIONS: dict[str, list[tuple[str, str, tuple[str, ...]]]] = {
     ],
     "lista_cpss": [
         ("LISTA-CPSS, 16 layers, noiseless", "LISTA-CPSS ≈ −63 dB, LISTA ≈ −35 dB", ("experiment=lista_cpss",)),
+        ("LISTA-CPSS, 16 layers, noiseless, 40000 training signals, 1 epoch per phase", "", ("experiment=lista_cpss", "task.n_train=40000", "method.optim.epochs=1")),
         ("LISTA-CPSS, 16 layers, SNR 40 dB, 2 epochs per phase", "", ("experiment=lista_cpss", "task.snr_db=40", "method.optim.epochs=2")),
+        ("LISTA-CPSS, 16 layers, SNR 40 dB, 40000 training signals, 1 epoch per phase", "", ("experiment=lista_cpss", "task.snr_db=40", "task.n_train=40000", "method.optim.epochs=1")),
         ("LISTA-CPSS, 16 layers, SNR 30 dB, 1 epoch per phase", "", ("experiment=lista_cpss", "task.snr_db=30", "method.optim.epochs=1")),
         ("LISTA-CPSS, 16 layers, SNR 20 dB, 1 epoch per phase", "≈ −15 to −22 dB", ("experiment=lista_cpss", "task.snr_db=20", "method.optim.epochs=1")),
     ],
