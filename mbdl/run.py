@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import time
 from pathlib import Path
 from typing import Any
@@ -12,10 +13,10 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import torch
-from hydra.utils import instantiate
+from hydra.utils import get_object, instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from mbdl.config import check_choice, check_positive
+from mbdl.config import check_choice, check_positive, require
 from mbdl.methods.base import LOSSES, Method
 from mbdl.tasks.base import Task
 from mbdl.training.callbacks import BestWeights
@@ -24,6 +25,17 @@ from mbdl.training.module import Experiment, training_phases
 
 #: keys of ``cfg.method`` that configure the run rather than the method's constructor.
 RUN_KEYS = ("name", "optim")
+
+
+def check_options(node: DictConfig, prefix: str) -> None:
+    """Refuse keys of ``node`` that its ``_target_`` does not take (e.g. an experiment's settings for another method)."""
+    parameters = inspect.signature(get_object(node._target_)).parameters
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
+        return
+    valid = [name for name in parameters if name != "task"]
+    for key in node:
+        if key != "_target_":
+            require(key in valid, f"{prefix}.{key}", f"is not an option of {node._target_}; its options are {', '.join(valid)}")
 
 
 def build(cfg: DictConfig) -> tuple[Task, Method, SimulatedData, Experiment]:
@@ -37,6 +49,7 @@ def build(cfg: DictConfig) -> tuple[Task, Method, SimulatedData, Experiment]:
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     task: Task = instantiate(OmegaConf.masked_copy(cfg.task, [k for k in cfg.task if k != "name"]))
     method_kwargs = OmegaConf.masked_copy(cfg.method, [k for k in cfg.method if k not in RUN_KEYS])
+    check_options(method_kwargs, "method")
     method: Method = instantiate(method_kwargs, task=task, _convert_="all")
     optim = cfg.method.optim
     check_positive(optim.epochs, "method.optim.epochs", strict=False, integer=True)

@@ -60,6 +60,7 @@ def test_cli_help_explains_the_groups(outputs):
         ("method.optim.lr=-1", "method.optim.lr"),
         ("method.optim.scheduler=step", "method.optim.scheduler"),
         ("seed=-1", "seed"),
+        ("method.optim.epochs=-1", "method.optim.epochs"),
     ],
 )
 def test_impossible_values_are_refused_before_any_work(override, option):
@@ -89,3 +90,9 @@ def test_initial_weights_are_seeded_by_the_run_seed():
     ]
     assert all(torch.equal(a, b) for a, b in zip(weights[0], weights[1]))
     assert not all(torch.equal(a, b) for a, b in zip(weights[0], weights[2]))
+
+
+def test_settings_for_another_method_are_refused_by_name():
+    """An experiment pins one method's settings; choosing another method names the foreign key."""
+    with pytest.raises(ConfigError, match=r"^method\.algorithm: is not an option of .*MLPSolver; its options are hidden"):
+        build(compose_config("experiment=book_lista", "method=black_box"))
