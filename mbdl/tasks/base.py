@@ -18,6 +18,8 @@ from typing import TYPE_CHECKING, ClassVar
 import torch
 from torch import Tensor
 
+from mbdl.config import check_positive
+
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
@@ -41,6 +43,12 @@ class Task(ABC):
     n_train: int
     n_val: int
     n_test: int
+
+    def set_sizes(self, n_train: int, n_val: int, n_test: int) -> None:
+        """Validate and set the default data-set sizes (``task.n_train``, ``task.n_val``, ``task.n_test``)."""
+        for option, value in (("n_train", n_train), ("n_val", n_val), ("n_test", n_test)):
+            check_positive(value, f"task.{option}", integer=True)
+        self.n_train, self.n_val, self.n_test = n_train, n_val, n_test
 
     @abstractmethod
     def simulate(self, n: int, generator: torch.Generator) -> Batch:

@@ -132,14 +132,12 @@ class DoA(Task):
             check_positive(grid_deg, "task.grid_deg")
         for option, value in (("position_error", position_error), ("gain_error", gain_error), ("phase_error", phase_error)):
             check_positive(value, f"task.{option}", strict=False)
-        for option, value in (("n_train", n_train), ("n_val", n_val), ("n_test", n_test)):
-            check_positive(value, f"task.{option}", integer=True)
         self.sensors, self.sources, self.snapshots = sensors, sources, snapshots
         self.snr_db, self.coherent = float(snr_db), coherent
         self.angle_range = (math.radians(low), math.radians(high))
         self.min_separation = math.radians(min_separation_deg)
         self.grid_step = None if grid_deg is None else math.radians(grid_deg)
-        self.n_train, self.n_val, self.n_test = n_train, n_val, n_test
+        self.set_sizes(n_train, n_val, n_test)
         #: the array that generates the data, and the nominal ULA the methods are told.
         self.true_array = SensorArray.perturbed(sensors, position_error, gain_error, phase_error, torch.Generator().manual_seed(model_seed))
         self.assumed_array = SensorArray.ula(sensors)

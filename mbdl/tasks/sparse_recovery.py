@@ -164,14 +164,12 @@ class SparseRecovery(Task):
         check_positive(support_threshold, "task.support_threshold", strict=False)
         check_choice(unsupervised_loss, "task.unsupervised_loss", UNSUPERVISED_LOSSES)
         check_positive(lasso_lam, "task.lasso_lam", strict=False)
-        for option, value in (("n_train", n_train), ("n_val", n_val), ("n_test", n_test)):
-            check_positive(value, f"task.{option}", integer=True)
         self.n, self.m, self.k, self.p, self.sparsity = n, m, k, p, sparsity
         self.spikes, self.spike_std = spikes, spike_std
         self.noise_std, self.snr_db = noise_std, snr_db
         self.support_threshold = support_threshold
         self.unsupervised_kind, self.lasso_lam = unsupervised_loss, lasso_lam
-        self.n_train, self.n_val, self.n_test = n_train, n_val, n_test
+        self.set_sizes(n_train, n_val, n_test)
         generator = torch.Generator().manual_seed(model_seed)
         self.H = gaussian_operator(n, m, generator) if operator == "gaussian" else convolution_operator(n, m, psf_width)
         perturbation = torch.randn(n, m, generator=generator, dtype=torch.float64) / math.sqrt(n)

@@ -58,10 +58,8 @@ class Tracking(Task):
         n_test: int = 200,
     ) -> None:
         check_positive(steps, "task.steps", integer=True)
-        for option, value in (("n_train", n_train), ("n_val", n_val), ("n_test", n_test)):
-            check_positive(value, f"task.{option}", integer=True)
         self.model, self.steps = model, steps
-        self.n_train, self.n_val, self.n_test = n_train, n_val, n_test
+        self.set_sizes(n_train, n_val, n_test)
         #: the model the methods are told.
         self.assumed = model.mismatched(**dict(mismatch or {}))
 
