@@ -58,6 +58,35 @@ def build(cfg: DictConfig) -> tuple[Task, Method, SimulatedData, Experiment]:
     return task, method, data, module
 
 
+def make_trainer(cfg: DictConfig, output_dir: str, loggers: list[Any] | None = None) -> L.Trainer:
+    """The Lightning Trainer of ``cfg.trainer`` for one fit or test (best weights kept in memory)."""
+    return instantiate(
+        cfg.trainer,
+        max_epochs=cfg.method.optim.epochs,
+        logger=loggers or False,
+        callbacks=[BestWeights()],
+        default_root_dir=output_dir,
+    )
+
+
+def fit(cfg: DictConfig, module: Experiment, data: SimulatedData, output_dir: str, loggers: list[Any] | None = None) -> float:
+    """Train ``module`` when its method has trainable parameters and epochs to run; return the seconds it took.
+
+    The training stream (shuffling, dropout) restarts from ``cfg.seed`` whatever building the
+    method drew; there is one fit per phase: a single one, or the stages of layer-wise training
+    (``regime.lr_decay``).
+    """
+    L.seed_everything(cfg.seed, workers=True, verbose=False)
+    method = module.method
+    start = time.perf_counter()
+    if method.trainable_parameters and cfg.method.optim.epochs:
+        for phase in training_phases(method, cfg.method.optim.lr, cfg.regime.get("lr_decay")):
+            module.enter(phase)
+            make_trainer(cfg, output_dir, loggers).fit(module, datamodule=data)
+        module.enter(None)
+    return time.perf_counter() - start
+
+
 def run(cfg: DictConfig, output_dir: str) -> dict[str, Any]:
     """Run one experiment and return its record (without writing it)."""
     if cfg.threads is not None:
@@ -65,26 +94,8 @@ def run(cfg: DictConfig, output_dir: str) -> dict[str, Any]:
         torch.set_num_threads(cfg.threads)
     task, method, data, module = build(cfg)
     loggers = [instantiate(c) for c in (cfg.get("logger") or {}).values()]
-
-    def trainer() -> L.Trainer:
-        return instantiate(
-            cfg.trainer,
-            max_epochs=cfg.method.optim.epochs,
-            logger=loggers or False,
-            callbacks=[BestWeights()],
-            default_root_dir=output_dir,
-        )
-
-    params = method.trainable_parameters
-    start = time.perf_counter()
-    if params and cfg.method.optim.epochs:
-        # one fit per phase: a single one, or the stages of layer-wise training (regime.lr_decay)
-        for phase in training_phases(method, cfg.method.optim.lr, cfg.regime.get("lr_decay")):
-            module.enter(phase)
-            trainer().fit(module, datamodule=data)
-        module.enter(None)
-    train_time_s = time.perf_counter() - start
-    trainer().test(module, datamodule=data, verbose=False)
+    train_time_s = fit(cfg, module, data, output_dir, loggers)
+    make_trainer(cfg, output_dir, loggers).test(module, datamodule=data, verbose=False)
     figure = task.figure(module.estimate, data.split("test"))
     if figure is not None:
         Path(output_dir).mkdir(parents=True, exist_ok=True)
@@ -92,4 +103,4 @@ def run(cfg: DictConfig, output_dir: str) -> dict[str, Any]:
         plt.close(figure)
     for logger in loggers:
         logger.finalize("success")
-    return {"primary_metric": task.primary_metric, "params": params, "train_time_s": train_time_s, **module.results}
+    return {"primary_metric": task.primary_metric, "params": method.trainable_parameters, "train_time_s": train_time_s, **module.results}

@@ -21,17 +21,14 @@ import time
 from pathlib import Path
 from typing import Any
 
-import lightning as L
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 from hydra import compose, initialize_config_dir  # noqa: E402
-from hydra.utils import instantiate  # noqa: E402
 
-from mbdl.run import build  # noqa: E402
-from mbdl.training.callbacks import BestWeights  # noqa: E402
+from mbdl.run import build, fit, make_trainer  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 COMMON = ("seed=0", "threads=1")
@@ -71,18 +68,13 @@ def fit_and_test(overrides: tuple[str, ...], algorithms: tuple[str, ...], scratc
     with initialize_config_dir(config_dir=str(ROOT / "configs"), version_base="1.3"):
         cfg = compose("config", overrides=[*overrides, *COMMON, "~logger", "trainer.enable_progress_bar=false"])
     torch.set_num_threads(cfg.threads)
-    task, method, data, module = build(cfg)
-    L.seed_everything(cfg.seed, workers=True, verbose=False)
-    trainer = instantiate(cfg.trainer, max_epochs=cfg.method.optim.epochs, logger=False, callbacks=[BestWeights()], default_root_dir=str(scratch))
-    start = time.perf_counter()
-    if method.trainable_parameters and cfg.method.optim.epochs:
-        trainer.fit(module, datamodule=data)
-    train_time_s = time.perf_counter() - start
+    _, method, data, module = build(cfg)
+    train_time_s = fit(cfg, module, data, str(scratch))
     records = []
     for algorithm in algorithms or (None,):
         if algorithm is not None:
             method.algorithm = algorithm
-        trainer.test(module, datamodule=data, verbose=False)
+        make_trainer(cfg, str(scratch)).test(module, datamodule=data, verbose=False)
         records.append({**module.results, "params": method.trainable_parameters, "train_time_s": train_time_s, "algorithm": algorithm})
     return records
 

@@ -17,13 +17,11 @@ import argparse
 import json
 import os
 import platform
-import subprocess
-import sys
 import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from reproduction import ROOT, run_job
 RESULTS = ROOT / "docs" / "results" / "sparse_recovery.md"
 RECORDS = ROOT / "docs" / "results" / "sparse_recovery.json"
 
@@ -65,12 +63,7 @@ QUICK = ("method.optim.epochs=2", "task.n_train=200", "task.n_val=100", "task.n_
 
 def run(overrides: tuple[str, ...], run_dir: Path, quick: bool) -> dict:
     """One ``python -m mbdl`` job (one thread, no logger); returns its record."""
-    args = [*overrides, *(QUICK if quick else ()), "seed=0", "threads=1", "~logger", "trainer.enable_progress_bar=false", f"hydra.run.dir={run_dir}"]
-    env = {**os.environ, "WANDB_MODE": "disabled"}
-    done = subprocess.run([sys.executable, "-m", "mbdl", *args], cwd=ROOT, env=env, capture_output=True, text=True)
-    if done.returncode != 0:
-        raise RuntimeError(f"{' '.join(args)} failed:\n{done.stderr[-3000:]}")
-    return json.loads((run_dir / "metrics.json").read_text())
+    return run_job([*overrides, *(QUICK if quick else ())], run_dir)
 
 
 def db(value: float | None) -> str:

@@ -13,17 +13,13 @@ is the KF with the true model on the same test set. Usage::
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 from omegaconf import OmegaConf
 
-ROOT = Path(__file__).resolve().parents[1]
+from reproduction import ROOT, run_job
 
 KINEMATICS_V_I = ("task=tracking", "task/model=kinematics_1d", "task.mismatch.Q_identity=true", "task.n_train=20", "task.n_val=20")
 #: (setting, label, published value or "", overrides)
@@ -69,14 +65,7 @@ SWEEP_ROWS = [
 
 def run(overrides: tuple[str, ...], scratch: Path, index: int, quick: bool) -> dict:
     """One ``python -m mbdl`` job; returns its record."""
-    run_dir = scratch / f"{index:02d}"
-    extra = ("method.optim.epochs=2",) if quick else ()
-    args = [*overrides, *extra, "seed=0", "threads=1", "~logger", "trainer.enable_progress_bar=false", f"hydra.run.dir={run_dir}"]
-    env = {**os.environ, "WANDB_MODE": "disabled"}
-    done = subprocess.run([sys.executable, "-m", "mbdl", *args], cwd=ROOT, env=env, capture_output=True, text=True)
-    if done.returncode != 0:
-        raise RuntimeError(f"{' '.join(args)} failed:\n{done.stderr[-3000:]}")
-    return json.loads((run_dir / "metrics.json").read_text())
+    return run_job([*overrides, *(("method.optim.epochs=2",) if quick else ())], scratch / f"{index:02d}")
 
 
 def table(rows: list[tuple[str, str, str, tuple[str, ...], dict]]) -> str:
