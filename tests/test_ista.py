@@ -5,9 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from scipy.optimize import minimize
 from sklearn.linear_model import Lasso
 
-from mbdl.algorithms.ista import ISTA, LISTA, lipschitz_step, soft_threshold
+from mbdl.algorithms.ista import ALISTA, ISTA, LISTA, analytic_weight, lipschitz_step, soft_threshold
 from mbdl.tasks.sparse_recovery import SparseRecovery
 
 
@@ -66,3 +67,35 @@ def test_parameter_modes_count_trainable_scalars(problem):
 def test_lipschitz_step_is_the_inverse_squared_spectral_norm(problem):
     H, _ = problem
     assert lipschitz_step(H) == pytest.approx(1 / np.linalg.norm(H.numpy(), 2) ** 2)
+
+
+def test_analytic_weight_solves_alistas_problem_like_scipy(problem):
+    """min ||W^T H||_F^2 s.t. w_i^T h_i = 1, column by column, against scipy's SLSQP."""
+    H, _ = problem
+    W = analytic_weight(H)
+    torch.testing.assert_close((W * H).sum(0), torch.ones(H.shape[1]))
+    A = (H @ H.T).numpy()
+    for i in (0, 17):
+        h = H[:, i].numpy()
+        ref = minimize(lambda w: w @ A @ w, h / (h @ h), jac=lambda w: 2 * A @ w, method="SLSQP",
+                       constraints={"type": "eq", "fun": lambda w: w @ h - 1, "jac": lambda w: h}, options={"ftol": 1e-15, "maxiter": 1000})
+        assert ref.success
+        np.testing.assert_allclose(W[:, i].numpy() @ A @ W[:, i].numpy(), ref.fun, rtol=1e-6)
+        np.testing.assert_allclose(W[:, i].numpy(), ref.x, atol=1e-5 * np.abs(ref.x).max())
+    # less coherent with H than H itself (both normalised to a unit diagonal of W^T H)
+    off = lambda G: (G - torch.diag(torch.diag(G))).square().sum()  # noqa: E731
+    assert off(W.T @ H) < off(H.T @ H / (H * H).sum(0))
+
+
+def test_alista_with_decaying_thresholds_recovers_noiseless_sparse_signals(problem):
+    """With a hand-set geometric threshold decay and the analytic W, 40 layers reach the true s from x = Hs."""
+    H, _ = problem
+    s = torch.zeros(8, H.shape[1], dtype=H.dtype)
+    s[:, :3] = torch.randn(8, 3, generator=torch.Generator().manual_seed(1), dtype=H.dtype) + 2.0
+    alista = ALISTA(H, iterations=40, lam=0.0, mode="per_iteration", support_step=2.0, support_max=8.0)
+    with torch.no_grad():
+        for t in range(40):
+            alista.theta.values[t].fill_(0.5 * 0.8**t)
+    error = [((estimate - s).square().sum() / s.square().sum()).item() for estimate in alista.iterates(s @ H.T)]
+    assert error[-1] < 1e-8 and error[-1] < error[9] < error[0]
+    assert sum(p.numel() for p in alista.parameters()) == 2 * 40

@@ -15,7 +15,10 @@ from which it is exactly ISTA. LISTA-CP (Chen et al., 2018) couples :math:`S_t =
 .. math::  s^{t+1} = \eta^{\mathrm{ss}}_{\theta_t, p_t}\big(s^t + W_t^\top (x - H s^t)\big),
 
 and support selection (LISTA-CPSS) lets the :math:`p_t` per cent largest entries bypass the
-threshold, :math:`p_t = \min(p\,(t+1), p_{\max})`.
+threshold, :math:`p_t = \min(p\,(t+1), p_{\max})`. ALISTA (Liu et al., ICLR 2019) fixes the weight
+to an analytic :math:`W` computed from :math:`H` alone and learns only a step and a threshold per layer,
+
+.. math::  s^{t+1} = \eta^{\mathrm{ss}}_{\theta_t, p_t}\big(s^t + \gamma_t W^\top (x - H s^t)\big).
 
 Shapes: ``H`` ``(n, m)``, measurements ``x`` ``(batch, n)``, iterates ``s`` ``(batch, m)``.
 """
@@ -59,6 +62,18 @@ def support_percents(iterations: int, support_step: float, support_max: float) -
 def lipschitz_step(H: Tensor) -> float:
     r"""The largest safe gradient step :math:`1/\|H\|_2^2` for :math:`\tfrac12\|x - Hs\|^2`."""
     return 1.0 / torch.linalg.matrix_norm(H.double(), ord=2).item() ** 2
+
+
+def analytic_weight(H: Tensor) -> Tensor:
+    r"""ALISTA's weight :math:`W = \arg\min_W \|W^\top H\|_F^2` subject to :math:`w_i^\top h_i = 1` for every
+    column :math:`i`: the matrix least coherent with ``H`` ``(n, m)`` (``n < m``, full row rank).
+
+    The problem separates over columns, :math:`\min_w w^\top H H^\top w` s.t. :math:`w^\top h_i = 1`,
+    whose solution is :math:`w_i = (HH^\top)^{-1} h_i \,/\, h_i^\top (HH^\top)^{-1} h_i` (computed in
+    float64; the ALISTA paper reaches it by projected gradient descent)."""
+    H64 = H.double()
+    G = torch.linalg.solve(H64 @ H64.T, H64)
+    return (G / (H64 * G).sum(dim=0)).to(H.dtype)
 
 
 def gradient_step(s: Tensor, x: Tensor, H: Tensor, W: Tensor) -> Tensor:
@@ -124,6 +139,31 @@ class ISTA(_ThresholdedGradient):
 
     def weights(self, t: int) -> Tensor:
         return self.step[t] * self.H
+
+
+class ALISTA(ISTA):
+    """ALISTA: ISTA whose gradient direction ``Hᵀ`` is replaced by the analytic ``Wᵀ`` of
+    :func:`analytic_weight`; only the step ``γ_t`` and threshold ``θ_t = γ λ`` (initially) are held as
+    :class:`IterationParameter` (``2T`` scalars when unfolded). Same arguments as :class:`ISTA`;
+    ``step=None`` takes ``γ = 1/‖WᵀH‖₂``."""
+
+    def __init__(
+        self,
+        H: Tensor,
+        iterations: int,
+        lam: float,
+        step: float | None = None,
+        mode: Mode = "per_iteration",
+        support_step: float = 0.0,
+        support_max: float = 0.0,
+    ) -> None:
+        W = analytic_weight(H)
+        gamma = 1.0 / torch.linalg.matrix_norm((W.T @ H).double(), ord=2).item() if step is None else step
+        super().__init__(H, iterations, lam, gamma, mode, support_step, support_max)
+        self.register_buffer("W", W)
+
+    def weights(self, t: int) -> Tensor:
+        return self.step[t] * self.W
 
 
 class LISTA(Iterative):
