@@ -53,7 +53,7 @@ def build(cfg: DictConfig) -> tuple[Task, Method, SimulatedData, Experiment]:
     method: Method = instantiate(method_kwargs, task=task, _convert_="all")
     optim = cfg.method.optim
     check_positive(optim.epochs, "method.optim.epochs", strict=False, integer=True)
-    data = SimulatedData(task, cfg.seed, optim.batch_size, cfg.regime.n_train)
+    data = SimulatedData(task, cfg.seed, optim.batch_size, cfg.regime.n_train, fresh=cfg.regime.fresh_data)
     module = Experiment(method, cfg.regime.loss, optim.lr, optim.weight_decay, optim.scheduler)
     return task, method, data, module
 
@@ -80,7 +80,9 @@ def fit(cfg: DictConfig, module: Experiment, data: SimulatedData, output_dir: st
     method = module.method
     start = time.perf_counter()
     if method.trainable_parameters and cfg.method.optim.epochs:
-        for phase in training_phases(method, cfg.method.optim.lr, cfg.regime.get("lr_decay")):
+        for phase in training_phases(method, cfg.method.optim.lr, cfg.regime.get("lr_decay"), cfg.regime.get("warm_start", False)):
+            if phase.warm_start is not None:
+                phase.warm_start()
             module.enter(phase)
             make_trainer(cfg, output_dir, loggers).fit(module, datamodule=data)
         module.enter(None)

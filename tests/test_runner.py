@@ -96,3 +96,17 @@ def test_settings_for_another_method_are_refused_by_name():
     """An experiment pins one method's settings; choosing another method names the foreign key."""
     with pytest.raises(ConfigError, match=r"^method\.algorithm: is not an option of .*MLPSolver; its options are hidden"):
         build(compose_config("experiment=book_lista", "method=black_box"))
+
+
+
+def test_fresh_data_draws_new_training_batches_reproducibly_and_keeps_the_test_set():
+    def two_epochs(fresh: bool) -> tuple[list[torch.Tensor], torch.Tensor]:
+        data = build(compose_config(*TINY, "method.optim.batch_size=16", f"regime.fresh_data={fresh}", "seed=5"))[2]
+        return [b["s"] for _ in range(2) for b in data.train_dataloader()], data.split("test")["s"]
+
+    (first, test), (again, _), (_, fixed_test) = two_epochs(True), two_epochs(True), two_epochs(False)
+    assert len(first) == 2 * 64 // 16 and all(b.shape[0] == 16 for b in first)
+    assert all(torch.equal(a, b) for a, b in zip(first, again))  # seeded by the run seed
+    rows = [tuple(row.tolist()) for b in first for row in b if row.any()]
+    assert len(set(rows)) == len(rows)  # the second epoch is new data, not a reshuffle
+    assert torch.equal(test, fixed_test)

@@ -23,6 +23,7 @@ METHODS = [
     ("unfolded", "method.algorithm=lista_cp"),
     ("unfolded", "method.algorithm=lista_cpss", "method.support_step=5", "method.support_max=10"),
     ("unfolded", "method.algorithm=ista_ss"),
+    ("unfolded", "method.algorithm=alista", "method.support_step=5", "method.support_max=10"),
     ("unfolded", "method.algorithm=admm"),
     ("black_box", "method.hidden=[32]"),
     ("dnn_aided",),
@@ -74,6 +75,34 @@ def test_layerwise_phases_follow_the_lista_cpss_schedule():
     assert [len(p.parameters) for p in phases[:4]] == [2, 2, 2, 2]  # W_1, theta_1; then W_2, theta_2
     assert len(phases[-1].parameters) == 6
     assert len(training_phases(method, 1e-3)) == 1
+
+
+def test_warm_start_initialises_a_new_layer_from_the_trained_previous_one():
+    _, method, _, _ = build(compose_config(*TINY, "method=unfolded", "method.algorithm=alista", "method.iterations=3", "regime=layerwise"))
+    phases = training_phases(method, 1e-3, [0.2], warm_start=True)
+    assert [p.warm_start is not None for p in phases] == [True, False] * 3
+    step, theta = method.algorithm.step.values, method.algorithm.theta.values
+    with torch.no_grad():
+        step[0].fill_(0.3), theta[0].fill_(0.02)  # "trained" layer 1
+    phases[2].warm_start()  # before layer 2's first phase
+    assert (step[1].item(), theta[1].item()) == pytest.approx((0.3, 0.02))
+    assert theta[2].item() != pytest.approx(0.02)  # layer 3 waits for its own stage
+    assert all(p.warm_start is None for p in training_phases(method, 1e-3, [0.2]))
+    _, untied, _, _ = build(compose_config(*TINY, "method=dnn_aided", "method.iterations=2"))
+    untied.stages()[1].warm_start()
+    first, second = (list(net.parameters()) for net in untied.algorithm.prox.nets)
+    assert all(torch.equal(a, b) for a, b in zip(first, second))
+
+
+def test_a_phase_freezes_every_other_parameter_so_backpropagation_stops_at_them():
+    _, method, data, module = build(compose_config(*TINY, "method=unfolded", "method.iterations=3", "regime=layerwise"))
+    phases = training_phases(method, 1e-3, [0.2])
+    module.enter(phases[2])  # the new parameters of layer 2 only
+    method.loss(data.split("train"), "supervised").backward()
+    trained = {id(p) for p in phases[2].parameters}
+    assert all((p.grad is not None) == (id(p) in trained) for p in method.parameters())
+    module.enter(None)
+    assert all(p.requires_grad for p in method.parameters())
 
 
 def test_layerwise_run_trains_and_restores_the_full_depth(tmp_path):

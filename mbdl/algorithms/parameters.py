@@ -59,6 +59,12 @@ class IterationParameter(nn.Module):
             return [self.values[t]]
         return list(self.values) if self.mode == "shared" and t == 0 else []
 
+    @torch.no_grad()
+    def inherit(self, t: int) -> None:
+        """Set iteration ``t``'s value to iteration ``t - 1``'s (per-iteration values only)."""
+        if self.mode == "per_iteration" and t > 0:
+            self.values[t].copy_(self.values[t - 1])
+
 
 class IterationModules(nn.Module):
     """A sub-network of an iteration, tied (one network for all iterations) or untied (one per iteration).
@@ -85,11 +91,22 @@ class IterationModules(nn.Module):
             return list(self.nets[0].parameters()) if t == 0 else []
         return list(self.nets[t].parameters())
 
+    def inherit(self, t: int) -> None:
+        """Set network ``t``'s weights to network ``t - 1``'s (untied networks only)."""
+        if not self.tied and t > 0:
+            self.nets[t].load_state_dict(self.nets[t - 1].state_dict())
+
+
+def _iteration_children(module: nn.Module) -> list[IterationParameter | IterationModules]:
+    return [child for child in module.modules() if isinstance(child, (IterationParameter, IterationModules))]
+
 
 def parameters_at(module: nn.Module, t: int) -> list[nn.Parameter]:
     """Every trained tensor of ``module`` first used at iteration ``t`` (for layer-wise training)."""
-    found: list[nn.Parameter] = []
-    for child in module.modules():
-        if isinstance(child, (IterationParameter, IterationModules)):
-            found += [p for p in child.parameters_at(t) if p.requires_grad]
-    return found
+    return [p for child in _iteration_children(module) for p in child.parameters_at(t) if p.requires_grad]
+
+
+def inherit_at(module: nn.Module, t: int) -> None:
+    """Warm start of layer-wise training: every per-iteration value of ``module`` at ``t`` takes the value at ``t - 1``."""
+    for child in _iteration_children(module):
+        child.inherit(t)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from torch import Tensor, nn
@@ -17,11 +17,13 @@ LOSSES = ("supervised", "unsupervised")
 @dataclass(frozen=True)
 class Stage:
     """One stage of layer-wise training: the method runs its first ``depth`` iterations (``None``: all);
-    the parameters ``new`` in this stage are trained first, then all of ``trained``."""
+    the parameters ``new`` in this stage are trained first, then all of ``trained``. ``warm_start``, if
+    given, sets ``new`` from the previous stage's trained values (instead of their initial ones)."""
 
     depth: int | None
     new: list[nn.Parameter]
     trained: list[nn.Parameter]
+    warm_start: Callable[[], None] | None = None
 
 
 class Method(nn.Module, ABC):

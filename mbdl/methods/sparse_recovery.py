@@ -3,7 +3,7 @@
 * model-based: ISTA, FISTA, ADMM on the LASSO with hand-set parameters (``mode="fixed"``);
 * learned optimizer: the same iterations with ``μ, λ`` (ISTA) or ``ρ, λ, μ`` (ADMM) shared by all
   iterations and trained (``mode="shared"``, book Ex. 5.4);
-* unfolded: LISTA, LISTA-CP, LISTA-CPSS, or ISTA/ADMM with per-iteration parameters
+* unfolded: LISTA, LISTA-CP, LISTA-CPSS, ALISTA, or ISTA/ADMM with per-iteration parameters
   (``mode="per_iteration"``, book Ex. 5.5, 5.6);
 * black box: an MLP ``x -> s``;
 * DNN-aided: neural proximal gradient (gradient steps with ``H``, a learned proximal network).
@@ -19,9 +19,9 @@ from torch import Tensor
 
 from mbdl.algorithms.admm import ADMM
 from mbdl.algorithms.fista import FISTA
-from mbdl.algorithms.ista import ISTA, LISTA, LISTACP
+from mbdl.algorithms.ista import ALISTA, ISTA, LISTA, LISTACP
 from mbdl.algorithms.iterative import Iterative
-from mbdl.algorithms.parameters import Mode, parameters_at
+from mbdl.algorithms.parameters import Mode, inherit_at, parameters_at
 from mbdl.algorithms.proximal_gradient import NeuralProximalGradient
 from mbdl.config import check_choice, check_positive
 from mbdl.methods.base import Method, Stage
@@ -29,7 +29,7 @@ from mbdl.nets.mlp import MLP
 from mbdl.nets.prox import ProxCNN
 from mbdl.tasks.sparse_recovery import SparseRecovery
 
-ALGORITHMS = ("ista", "ista_ss", "fista", "admm", "lista", "lista_cp", "lista_cpss")
+ALGORITHMS = ("ista", "ista_ss", "fista", "admm", "lista", "lista_cp", "lista_cpss", "alista")
 
 
 class _Iterative(Method):
@@ -51,7 +51,7 @@ class _Iterative(Method):
         for t in range(self.algorithm.iterations):
             new = parameters_at(self.algorithm, t)
             trained = trained + new
-            stages.append(Stage(depth=t + 1, new=new, trained=trained))
+            stages.append(Stage(depth=t + 1, new=new, trained=trained, warm_start=partial(inherit_at, self.algorithm, t)))
         return stages
 
 
@@ -61,15 +61,16 @@ class IterativeSolver(_Iterative):
     Args:
         task: the sparse-recovery task.
         algorithm: ``ista``, ``fista``, ``admm`` (LASSO solvers), ``ista_ss`` (ISTA with LISTA-CPSS support
-            selection) or ``lista``, ``lista_cp``, ``lista_cpss`` (learned weight matrices).
+            selection), ``lista``, ``lista_cp``, ``lista_cpss`` (learned weight matrices) or ``alista`` (the
+            analytic weight of ALISTA with support selection; learned step and threshold).
         iterations: iterations (layers).
         mode: ``"fixed"`` (model-based), ``"shared"`` (learned optimizer) or ``"per_iteration"`` (unfolded).
         lam: LASSO weight ``λ`` (initial value when trained; LISTA*: of the ISTA it starts from).
-        step: gradient step ``μ`` (ISTA, FISTA, LISTA*); ``None``: ``1/‖H‖²``.
+        step: gradient step ``μ`` (ISTA, FISTA, LISTA*; ALISTA: ``γ``); ``None``: ``1/‖H‖²`` (ALISTA: ``1/‖WᵀH‖₂``).
         rho: ADMM penalty ``ρ``.
         mu: ADMM dual step ``μ``.
-        support_step: ista_ss, lista_cpss: per cent of entries added to the selected support per layer.
-        support_max: ista_ss, lista_cpss: largest selected per cent.
+        support_step: ista_ss, lista_cpss, alista: per cent of entries added to the selected support per layer.
+        support_max: ista_ss, lista_cpss, alista: largest selected per cent.
     """
 
     def __init__(
@@ -104,6 +105,7 @@ class IterativeSolver(_Iterative):
             "lista": partial(LISTA, step=step),
             "lista_cp": partial(LISTACP, step=step),
             "lista_cpss": partial(LISTACP, step=step, support_step=support_step, support_max=support_max),
+            "alista": partial(ALISTA, step=step, support_step=support_step, support_max=support_max),
         }[algorithm]
         self.algorithm = build(H, iterations, lam, mode=mode)
 

@@ -1,10 +1,12 @@
-"""Simulated data sets held in memory, split by seed."""
+"""Simulated data sets held in memory, split by seed, or (training) simulated batch by batch."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import lightning as L
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, IterableDataset
 
 from mbdl.config import check_positive
 from mbdl.tasks.base import Batch, Task
@@ -33,6 +35,21 @@ class BatchDataset(Dataset):
         return {key: value[index] for key, value in self.data.items()}
 
 
+class FreshBatches(IterableDataset):
+    """``batches`` batches of ``batch_size`` samples, each newly simulated by ``task`` from ``generator``:
+    every pass (epoch, and every fit of layer-wise training) sees data it has not seen before."""
+
+    def __init__(self, task: Task, batches: int, batch_size: int, generator: torch.Generator) -> None:
+        self.task, self.batches, self.batch_size, self.generator = task, batches, batch_size, generator
+
+    def __len__(self) -> int:
+        return self.batches
+
+    def __iter__(self) -> Iterator[Batch]:
+        for _ in range(self.batches):
+            yield self.task.simulate(self.batch_size, self.generator)
+
+
 def _as_is(batch: Batch) -> Batch:
     return batch
 
@@ -46,9 +63,11 @@ class SimulatedData(L.LightningDataModule):
         batch_size: samples per training batch.
         n_train: training-set size (``None``: the task's default).
         eval_batch_size: samples per validation/test batch.
+        fresh: draw new training data for every batch instead of a fixed training set (an unlimited
+            data budget; an epoch is then ``n_train`` new samples, in whole batches).
     """
 
-    def __init__(self, task: Task, seed: int, batch_size: int, n_train: int | None = None, eval_batch_size: int = 1024) -> None:
+    def __init__(self, task: Task, seed: int, batch_size: int, n_train: int | None = None, eval_batch_size: int = 1024, fresh: bool = False) -> None:
         super().__init__()
         check_positive(batch_size, "method.optim.batch_size", integer=True)
         if n_train is not None:
@@ -57,6 +76,8 @@ class SimulatedData(L.LightningDataModule):
         self.batch_size, self.eval_batch_size = batch_size, eval_batch_size
         self.sizes = {"train": n_train or task.n_train, "val": task.n_val, "test": task.n_test}
         self.splits: dict[str, Batch] = {}
+        self.fresh = fresh
+        self._fresh_generator = split_generator(seed, "train")
 
     def split(self, name: str) -> Batch:
         """The whole split ``name`` (simulated on first use)."""
@@ -68,6 +89,9 @@ class SimulatedData(L.LightningDataModule):
         return DataLoader(BatchDataset(self.split(name)), batch_size=batch_size, shuffle=shuffle, collate_fn=_as_is)
 
     def train_dataloader(self) -> DataLoader:
+        if self.fresh:
+            batches = max(self.sizes["train"] // self.batch_size, 1)
+            return DataLoader(FreshBatches(self.task, batches, self.batch_size, self._fresh_generator), batch_size=None)
         return self._loader("train", self.batch_size, shuffle=True)
 
     def val_dataloader(self) -> DataLoader:

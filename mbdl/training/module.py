@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import lightning as L
@@ -20,16 +20,19 @@ SCHEDULERS = ("none", "cosine")
 
 @dataclass(frozen=True)
 class Phase:
-    """One call to ``fit``: train ``parameters`` at learning rate ``lr`` with the method run to ``depth`` iterations."""
+    """One call to ``fit``: train ``parameters`` at learning rate ``lr`` with the method run to ``depth`` iterations,
+    after calling ``warm_start`` (if given) to initialise them."""
 
     depth: int | None
     parameters: list[nn.Parameter]
     lr: float
+    warm_start: Callable[[], None] | None = None
 
 
-def training_phases(method: Method, lr: float, lr_decay: Sequence[float] | None = None) -> list[Phase]:
+def training_phases(method: Method, lr: float, lr_decay: Sequence[float] | None = None, warm_start: bool = False) -> list[Phase]:
     """All trained parameters at ``lr``; or, layer-wise (``lr_decay`` given, e.g. ``[0.2, 0.02]``), for every
-    :meth:`Method.stages` stage its new parameters at ``lr``, then all its parameters at ``lr·d`` for each ``d``."""
+    :meth:`Method.stages` stage its new parameters at ``lr``, then all its parameters at ``lr·d`` for each ``d``.
+    With ``warm_start``, a stage's new parameters start from the previous stage's trained values."""
     if lr_decay is None:
         return [Phase(None, [p for p in method.parameters() if p.requires_grad], lr)]
     for d in lr_decay:
@@ -37,7 +40,7 @@ def training_phases(method: Method, lr: float, lr_decay: Sequence[float] | None 
     phases = []
     for stage in method.stages():
         if stage.new:
-            phases.append(Phase(stage.depth, stage.new, lr))
+            phases.append(Phase(stage.depth, stage.new, lr, stage.warm_start if warm_start else None))
         phases += [Phase(stage.depth, stage.trained, lr * d) for d in lr_decay if stage.trained]
     return phases
 
@@ -66,11 +69,18 @@ class Experiment(L.LightningModule):
         self.results: dict[str, float | list[float]] = {}
         self.estimate: Tensor | None = None
         self.phase: Phase | None = None
+        self._trainable = [p for p in method.parameters() if p.requires_grad]
 
     def enter(self, phase: Phase | None) -> None:
-        """Train only ``phase`` from now on (``None``: every parameter at ``lr``, the whole method)."""
+        """Train only ``phase`` from now on (``None``: every parameter at ``lr``, the whole method).
+
+        The other parameters are frozen, so that backpropagation stops at them: the first phase of a
+        layer-wise stage differentiates through its new layer only."""
         self.phase = phase
         self.method.depth = None if phase is None else phase.depth
+        active = None if phase is None else {id(p) for p in phase.parameters}
+        for p in self._trainable:
+            p.requires_grad_(active is None or id(p) in active)
 
     def forward(self, data: Batch) -> Tensor:
         return self.method(data)
