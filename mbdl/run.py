@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import inspect
+import logging
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +27,32 @@ from mbdl.training.module import Experiment, training_phases
 
 #: keys of ``cfg.method`` that configure the run rather than the method's constructor.
 RUN_KEYS = ("name", "optim")
+
+
+class LightningNoise(logging.Filter):
+    """Drops Lightning's litlogger advertisement, its note that a fit ran its ``max_epochs``, and repeats of
+    its device summary, which every Trainer prints (48 Trainers in a 16-layer layer-wise run)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: set[str] = set()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if "litlogger" in message:
+            return False
+        if message.startswith("`Trainer.fit` stopped: `max_epochs="):  # every fit runs its max_epochs
+            return False
+        if message.startswith(("GPU available", "TPU available")):
+            if message in self.seen:
+                return False
+            self.seen.add(message)
+        return True
+
+
+logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(LightningNoise())
+# lightning 2.6 with torch 2.13: an internal deprecation, not ours to fix
+warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated", category=FutureWarning)
 
 
 def check_options(node: DictConfig, prefix: str) -> None:
@@ -80,11 +108,20 @@ def fit(cfg: DictConfig, module: Experiment, data: SimulatedData, output_dir: st
     method = module.method
     start = time.perf_counter()
     if method.trainable_parameters and cfg.method.optim.epochs:
-        for phase in training_phases(method, cfg.method.optim.lr, cfg.regime.get("lr_decay"), cfg.regime.get("warm_start", False)):
+        phases = training_phases(method, cfg.method.optim.lr, cfg.regime.get("lr_decay"), cfg.regime.get("warm_start", False))
+        for index, phase in enumerate(phases, 1):
             if phase.warm_start is not None:
                 phase.warm_start()
             module.enter(phase)
-            make_trainer(cfg, output_dir, loggers).fit(module, datamodule=data)
+            trainer = make_trainer(cfg, output_dir, loggers)
+            trainer.fit(module, datamodule=data)
+            if len(phases) > 1:
+                best = next(c.best for c in trainer.callbacks if isinstance(c, BestWeights))
+                print(
+                    f"phase {index}/{len(phases)}, depth {phase.depth}: {sum(p.numel() for p in phase.parameters)} parameters "
+                    f"at lr {phase.lr:.2g}: best val/loss {best:.4g} ({time.perf_counter() - start:.0f} s)",
+                    flush=True,
+                )
         module.enter(None)
     return time.perf_counter() - start
 
