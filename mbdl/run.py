@@ -53,6 +53,8 @@ class LightningNoise(logging.Filter):
 logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(LightningNoise())
 # lightning 2.6 with torch 2.13: an internal deprecation, not ours to fix
 warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated", category=FutureWarning)
+# regime.fresh_data: the training stream has a length and is read in the main process (no workers to split it)
+warnings.filterwarnings("ignore", message="Your `IterableDataset` has `__len__` defined")
 
 
 def check_options(node: DictConfig, prefix: str) -> None:
