@@ -2,8 +2,9 @@
 
 Sections: ``book_lista`` (MBDL book Ex. 5.6 and the whole spectrum on its setup), ``book_unfolded_admm``
 (Ex. 5.5: ADMM vs unfolded ADMM with 1...11 layers) and ``lista_cpss`` (250x500, 16 layers, noiseless and
-SNR 40/30/20 dB). Every row is one ``python -m mbdl`` command, listed in the table; the records are kept in
-``docs/results/sparse_recovery.json`` so that a section can be re-run alone. Usage::
+SNR 40/30/20 dB; LISTA-CPSS and ALISTA, with ``docs/results/lista_cpss_nmse_per_layer.png``). Every row is one
+``python -m mbdl`` command, listed in the table; the records are kept in ``docs/results/sparse_recovery.json``
+so that a section or row can be re-run alone (two invocations with different ``--match`` may run at once). Usage::
 
     .venv/bin/python scripts/reproduce_sparse_recovery.py [--sections book_lista book_unfolded_admm lista_cpss]
         [--match LABEL ...] [--skip-done] [--quick]
@@ -21,9 +22,16 @@ import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
 
-from reproduction import ROOT, run_job
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
+from reproduction import ROOT, run_job  # noqa: E402
+
 RESULTS = ROOT / "docs" / "results" / "sparse_recovery.md"
 RECORDS = ROOT / "docs" / "results" / "sparse_recovery.json"
+FIGURE = ROOT / "docs" / "results" / "lista_cpss_nmse_per_layer.png"
 
 BOOK = "experiment=book_lista"
 #: section -> rows (label, published value or "", overrides)
@@ -50,12 +58,13 @@ SECTIONS: dict[str, list[tuple[str, str, tuple[str, ...]]]] = {
         for t in (1, 3, 5, 7, 9, 11)
     ],
     "lista_cpss": [
-        ("LISTA-CPSS, 16 layers, noiseless", "LISTA-CPSS ≈ −63 dB, LISTA ≈ −35 dB", ("experiment=lista_cpss",)),
-        ("LISTA-CPSS, 16 layers, noiseless, 40000 training signals, 1 epoch per phase", "", ("experiment=lista_cpss", "task.n_train=40000", "method.optim.epochs=1")),
-        ("LISTA-CPSS, 16 layers, SNR 40 dB, 2 epochs per phase", "", ("experiment=lista_cpss", "task.snr_db=40", "method.optim.epochs=2")),
-        ("LISTA-CPSS, 16 layers, SNR 40 dB, 40000 training signals, 1 epoch per phase", "", ("experiment=lista_cpss", "task.snr_db=40", "task.n_train=40000", "method.optim.epochs=1")),
-        ("LISTA-CPSS, 16 layers, SNR 30 dB, 1 epoch per phase", "", ("experiment=lista_cpss", "task.snr_db=30", "method.optim.epochs=1")),
-        ("LISTA-CPSS, 16 layers, SNR 20 dB, 1 epoch per phase", "≈ −15 to −22 dB", ("experiment=lista_cpss", "task.snr_db=20", "method.optim.epochs=1")),
+        ("LISTA-CPSS, 16 layers, noiseless (the experiment)", "LISTA-CPSS ≈ −63 dB, LISTA ≈ −35 dB", ("experiment=lista_cpss",)),
+        ("LISTA-CPSS, 16 layers, noiseless, no warm start", "", ("experiment=lista_cpss", "regime.warm_start=false")),
+        ("ALISTA, 16 layers, noiseless", "ALISTA ≈ −78 dB", ("experiment=lista_cpss", "method.algorithm=alista")),
+        ("LISTA-CPSS, 16 layers, SNR 40 dB", "", ("experiment=lista_cpss", "task.snr_db=40")),
+        ("ALISTA, 16 layers, SNR 40 dB", "", ("experiment=lista_cpss", "method.algorithm=alista", "task.snr_db=40")),
+        ("LISTA-CPSS, 16 layers, SNR 30 dB", "", ("experiment=lista_cpss", "task.snr_db=30")),
+        ("LISTA-CPSS, 16 layers, SNR 20 dB", "≈ −15 to −22 dB", ("experiment=lista_cpss", "task.snr_db=20")),
     ],
 }
 QUICK = ("method.optim.epochs=2", "task.n_train=200", "task.n_val=100", "task.n_test=100")
@@ -92,6 +101,39 @@ def table(section: str, records: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def noise_level(overrides: tuple[str, ...]) -> str:
+    snr = [o.split("=")[1] for o in overrides if o.startswith("task.snr_db=")]
+    return f"SNR {snr[0]} dB" if snr else "noiseless"
+
+
+def plot_layers(records: dict, path: Path) -> None:
+    """NMSE after every layer of the ``lista_cpss`` rows, one panel per noise level, with the oracle bound."""
+    panels: dict[str, list[tuple[str, dict]]] = {}
+    for label, _, overrides in SECTIONS["lista_cpss"]:
+        if " ".join(overrides) in records:
+            level = noise_level(overrides)
+            panels.setdefault(level, []).append((label.replace(", 16 layers", "").replace(f", {level}", ""), records[" ".join(overrides)]))
+    if not panels:
+        return
+    figure, axes = plt.subplots(1, len(panels), figsize=(3.6 * len(panels), 3.6), sharey=True, squeeze=False)
+    for ax, (level, rows) in zip(axes[0], panels.items()):
+        for name, record in rows:
+            curve = record["curve/nmse_db"]
+            ax.plot(range(1, len(curve) + 1), curve, marker="o", ms=3, label=name)
+        bound = rows[0][1].get("bound/nmse_db")
+        if bound is not None:
+            ax.axhline(bound, color="k", ls="--", lw=1.5, label="oracle LS")
+        ax.set_title(level)
+        ax.set_xlabel("layer")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize=7)
+    axes[0][0].set_ylabel("test NMSE (dB)")
+    figure.tight_layout()
+    figure.savefig(path, dpi=80)
+    plt.close(figure)
+
+
 def write(records: dict) -> None:
     header = (
         "# Sparse-recovery results\n\n"
@@ -101,7 +143,9 @@ def write(records: dict) -> None:
         f"Machine: {platform.machine()}, {os.cpu_count()} cores shared with other jobs, one torch thread; "
         f"last written {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC.\n\n"
     )
-    RESULTS.write_text(header + "\n".join(table(s, records) for s in SECTIONS))
+    figure = f"\n![NMSE per layer of the lista_cpss rows]({FIGURE.name})\n"
+    RESULTS.write_text(header + "\n".join(table(s, records) + (figure if s == "lista_cpss" else "") for s in SECTIONS))
+    plot_layers(records, FIGURE)
 
 
 def main() -> None:
@@ -119,10 +163,13 @@ def main() -> None:
                     continue
                 record = run(overrides, Path(scratch) / f"{section}_{index:02d}", args.quick)
                 print(f"{section}: {label}: {record['test/nmse_db']:.2f} dB ({record['train_time_s']:.0f} s)", flush=True)
-                if not args.quick:
+                if not args.quick:  # re-read: another invocation (other --match) may have added rows meanwhile
+                    records = json.loads(RECORDS.read_text()) if RECORDS.exists() else {}
                     records[" ".join(overrides)] = {k: v for k, v in record.items() if k.startswith(("test/", "bound/", "curve/")) or k in ("params", "train_time_s")}
                     RECORDS.write_text(json.dumps(records, indent=1))
                     write(records)
+    if not args.quick:  # the tables and the figure from every stored row (all of them with --skip-done)
+        write(json.loads(RECORDS.read_text()) if RECORDS.exists() else {})
 
 
 if __name__ == "__main__":
