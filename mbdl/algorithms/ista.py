@@ -27,6 +27,7 @@ from __future__ import annotations
 
 from abc import abstractmethod
 from collections.abc import Iterator
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -147,19 +148,10 @@ class ALISTA(ISTA):
     :class:`IterationParameter` (``2T`` scalars when unfolded). Same arguments as :class:`ISTA`;
     ``step=None`` takes ``γ = 1/‖WᵀH‖₂``."""
 
-    def __init__(
-        self,
-        H: Tensor,
-        iterations: int,
-        lam: float,
-        step: float | None = None,
-        mode: Mode = "per_iteration",
-        support_step: float = 0.0,
-        support_max: float = 0.0,
-    ) -> None:
+    def __init__(self, H: Tensor, iterations: int, lam: float, step: float | None = None, **options: Any) -> None:
         W = analytic_weight(H)
         gamma = 1.0 / torch.linalg.matrix_norm((W.T @ H).double(), ord=2).item() if step is None else step
-        super().__init__(H, iterations, lam, gamma, mode, support_step, support_max)
+        super().__init__(H, iterations, lam, gamma, **options)
         self.register_buffer("W", W)
 
     def weights(self, t: int) -> Tensor:
