@@ -32,6 +32,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from mbdl.results.tables import markdown
+
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "docs" / "results" / "benchmarks.md"
 HEADER = """# Benchmark results
@@ -257,10 +259,8 @@ def fmt_mib(mib: float) -> str:
 
 
 def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
-    """A GitHub markdown table."""
-    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
-    lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
-    return "\n".join(lines)
+    """A GitHub markdown table (:func:`mbdl.results.tables.markdown`, without its final newline)."""
+    return markdown(headers, rows).rstrip("\n")
 
 
 def machine_line(device: str = "cpu", threads: int = 1) -> str:

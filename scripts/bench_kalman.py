@@ -33,6 +33,7 @@ import torch
 from filterpy.kalman import KalmanFilter as FilterpyKF
 
 from bench_harness import ROOT, Timing, compare, fmt_mib, fmt_ratio, markdown_table, parser, peak_memory_mib, ratio, report, run_process, setup_torch
+from mbdl.results.record import RECORD_NAME
 from mbdl.algorithms.kalman import kalman_filter
 from mbdl.tasks.state_space import canonical
 
@@ -101,7 +102,7 @@ def training_time(args) -> str:  # noqa: ANN001 - argparse namespace
             process = run_process([sys.executable, "-m", "mbdl", *overrides], env=env)
             if process.returncode:
                 raise RuntimeError(process.stderr[-3000:])
-            record = json.loads(Path(process.stdout.split("run directory:")[-1].strip(), "metrics.json").read_text())
+            record = json.loads(Path(process.stdout.split("run directory:")[-1].strip(), RECORD_NAME).read_text())
             runs[batch].append((record["train_time_s"], process.wall, process.peak_mib, record["test/position_mse"]))
     for batch in batch_sizes:
         train, wall, peak, mse = zip(*runs[batch])

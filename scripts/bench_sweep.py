@@ -24,6 +24,7 @@ from pathlib import Path
 import yaml
 
 from bench_harness import ROOT, Timing, fmt_mib, fmt_seconds, markdown_table, parser, report, run_process
+from mbdl.results.record import CONFIG_PATH, RECORD_NAME
 
 TASKS = ("sparse_recovery", "tracking", "doa")
 METHODS = ("model_based", "black_box", "learned_optimizer", "unfolded", "dnn_aided")
@@ -42,7 +43,7 @@ def sweep_commands(methods: dict[str, list[str]], launcher: list[str], epochs: i
     groups: dict[tuple[str, ...], list[str]] = {}
     for task, names in methods.items():
         groups.setdefault(tuple(names), []).append(task)
-    extra = [f"method.optim.epochs={epochs}"] if epochs is not None else []
+    extra = [f"++method.optim.epochs={epochs}"] if epochs is not None else []
     extra += ["trainer=gpu"] if device.startswith("cuda") else []
     return [
         [sys.executable, "-m", "mbdl", "-m", f"task={','.join(tasks)}", f"method={','.join(names)}", "threads=1", "trainer.enable_progress_bar=false", *launcher, *extra]
@@ -64,8 +65,8 @@ def run_sweep(commands: list[list[str]], timeout: float) -> dict:
         elif process.returncode:
             errors.append(f"exit {process.returncode}: {process.stderr.strip().splitlines()[-1] if process.stderr.strip() else ''}")
     records = []
-    for path in Path(outputs).rglob("metrics.json"):
-        config = yaml.safe_load((path.parent / ".hydra" / "config.yaml").read_text())
+    for path in Path(outputs).rglob(RECORD_NAME):
+        config = yaml.safe_load((path.parent / CONFIG_PATH).read_text())
         records.append({**json.loads(path.read_text()), "n_test": config["task"]["n_test"]})
     return {"wall": wall, "peak": peak, "records": records, "errors": errors}
 

@@ -12,6 +12,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from mbdl.results.record import RECORD_NAME
+
 ROOT = Path(__file__).resolve().parents[1]
 
 #: every reproduction job: seed 0, one torch thread, no logger, no progress bar.
@@ -25,4 +27,4 @@ def run_job(overrides: tuple[str, ...] | list[str], run_dir: Path) -> dict[str, 
     done = subprocess.run([sys.executable, "-m", "mbdl", *args], cwd=ROOT, env=env, capture_output=True, text=True)
     if done.returncode != 0:
         raise RuntimeError(f"{' '.join(args)} failed:\n{done.stderr[-3000:]}")
-    return json.loads((run_dir / "metrics.json").read_text())
+    return json.loads((run_dir / RECORD_NAME).read_text())

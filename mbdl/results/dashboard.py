@@ -1,7 +1,8 @@
 """The comparison dashboard: one self-contained HTML file (inline SVG, CSS and a little JavaScript; works offline).
 
-Per task: the spectrum chart (test error vs training-set size per method, the bound as a dashed
-line), error vs iterations/layers (the per-iteration curves), error vs SNR and vs every other
+Per task: the spectrum chart (the primary test metric vs training-set size per method, the bound or
+reference as a dashed line named by what it is), the metric vs iterations/layers (the per-iteration
+curves), vs SNR (``task.snr_db``, every task's noise axis) and vs every other
 swept numeric key, trainable parameters and inference time per method, and one example figure
 per method. Then the summary over seeds and the sortable table of every run (click a header;
 ``dashboard.html#sort=<column>:desc`` sorts on load). Every name from a record is escaped.
@@ -17,12 +18,17 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
+from mbdl.results.aggregate import aggregate, axis_label, label, metric_info, result_columns, text_rows
 from mbdl.results.charts import Colours, Series, bar_chart, line_chart
-from mbdl.results.compare import aggregate, format_value, label, result_columns, text_rows
-from mbdl.results.loggers import FIGURE_NAME
+from mbdl.results.record import FIGURE_NAME, RECORD_NAME
+from mbdl.results.tables import format_value
 
 #: swept keys that set the training-set size (the spectrum chart's x axis, field ``n_train``).
 N_TRAIN_KEYS = ("override:regime.n_train", "override:task.n_train")
+#: the noise axis every task declares (``task.snr_db``, the SNR in dB in the task's own definition).
+SNR_KEY = "override:task.snr_db"
+#: what a record may hold beside a test metric, drawn dashed and named by what it is.
+REFERENCE_KINDS = ("bound", "reference")
 #: series beyond this many on one chart are dropped (and the drop is said under the chart).
 MAX_SERIES = 10
 
@@ -97,11 +103,15 @@ def _series(rows: list[dict[str, Any]], fields: list[str], x: str, y: str) -> li
 
 
 def _bound(runs: list[dict[str, Any]], metric: str, x: str, fields: list[str]) -> list[Series]:
-    """The task's bound on ``metric`` (mean over runs) against ``x``, a dashed line per value of the swept ``fields``."""
-    rows = [r for r in aggregate(runs, [*fields, x]) if f"bound/{metric}" in r and r[x] is not None]
-    lines = _series(rows, fields, x, f"bound/{metric}")
-    for line in lines:
-        line.label, line.err, line.dashed = " ".join(["bound", line.label]).strip(), [], True
+    """The task's bound or reference for ``metric`` (mean over runs) against ``x``, a dashed line per value of the
+    swept ``fields``, labelled with what it is (``bound: oracle least squares ...`` or ``reference: ...``)."""
+    lines = []
+    for kind in REFERENCE_KINDS:
+        rows = [r for r in aggregate(runs, [*fields, x]) if f"{kind}/{metric}" in r and r[x] is not None]
+        name = next((r["reference_names"][metric] for r in runs if metric in (r.get("reference_names") or {})), "")
+        for line in _series(rows, fields, x, f"{kind}/{metric}"):
+            line.label, line.err, line.dashed = " ".join([f"{kind}:", name, line.label]).strip(), [], True
+            lines.append(line)
     return lines
 
 
@@ -126,6 +136,9 @@ class TaskCharts:
     def __post_init__(self) -> None:
         self.ok = [r for r in self.runs if r.get("status") == "ok"]
         self.metric = Counter(r["primary_metric"] for r in self.ok).most_common(1)[0][0] if self.ok else ""
+        info = metric_info(self.ok)
+        self.ylabel = axis_label(info, self.metric)
+        self.name = info.get(self.metric, {}).get("label", self.metric)
         self.others = [k for k in self.swept if k not in N_TRAIN_KEYS and len({repr(r.get(k)) for r in self.runs}) > 1]
         self.identity = ["method", "regime"] if len({r["regime"] for r in self.runs}) > 1 else ["method"]
         self.largest = max((r["n_train"] for r in self.ok if r.get("n_train") is not None), default=None)
@@ -140,7 +153,7 @@ class TaskCharts:
         """Test error vs training-set size (log axis), the bound dashed."""
         rows = aggregate(self.runs, [*self.identity, *self.others, "n_train"])
         series = _series(rows, self.identity + self.others, "n_train", f"test/{self.metric}") + _bound(self.ok, self.metric, "n_train", self.others)
-        return _chart("the spectrum: error vs training-set size", "n_train", self.metric, series, self.colours, logx=True)
+        return _chart(f"the spectrum: {self.name} vs training-set size", "n_train", self.ylabel, series, self.colours, logx=True)
 
     def iterations(self) -> str:
         """The mean per-iteration curves at the largest training set, the bound dashed."""
@@ -150,19 +163,19 @@ class TaskCharts:
         depth = max((len(s.x) for s in series), default=0)
         if depth:
             series += [Series(line.label, [1, depth], [line.y[0]] * 2, dashed=True) for line in _bound(self.at_largest, self.metric, "n_train", self.others)]
-        return _chart(f"error vs iterations/layers (n_train={self.largest})", "iteration / layer", self.metric, series, self.colours, logx=depth > 20)
+        return _chart(f"{self.name} vs iterations/layers (n_train={self.largest})", "iteration / layer", self.ylabel, series, self.colours, logx=depth > 20)
 
     def swept_keys(self) -> list[str]:
         """Error vs each swept numeric key, SNR first (a note when no SNR was swept), the bound at each value."""
         numeric = [k for k in self.others if all(isinstance(r.get(k), (int, float)) for r in self.runs)]
-        snr = [k for k in numeric if "snr" in k.lower()]
-        charts = [] if snr else ['<p class="note">error vs SNR: no SNR sweep in these runs (sweep the task\'s SNR option, e.g. task.snr_db=0,10,20).</p>']
+        snr = [k for k in numeric if k == SNR_KEY]
+        charts = [] if snr else [f'<p class="note">{escape(self.name)} vs SNR: no SNR sweep in these runs (every task has task.snr_db: sweep it, e.g. task.snr_db=0,10,20).</p>']
         for key in snr + [k for k in numeric if k not in snr]:
             rest = [k for k in self.others if k != key]
             rows = aggregate(self.at_largest, [*self.identity, *rest, key])
             series = _series(rows, self.identity + rest, key, f"test/{self.metric}") + _bound(self.at_largest, self.metric, key, rest)
-            title = f"error vs SNR ({label(key)})" if key in snr else f"error vs {label(key)}"
-            charts.append(_chart(title, label(key), self.metric, series, self.colours))
+            title = f"{self.name} vs SNR ({label(key)})" if key in snr else f"{self.name} vs {label(key)}"
+            charts.append(_chart(title, label(key), self.ylabel, series, self.colours))
         return charts
 
     def costs(self) -> list[str]:
@@ -199,9 +212,9 @@ def _table(header: list[tuple[str, str]], rows: list[str], css: str = "sortable"
 
 
 def _summary_table(rows: list[dict[str, Any]], by: list[str]) -> str:
-    """The groups of :func:`aggregate` with ``mean ± std``; sorts by the mean."""
+    """The groups of :func:`aggregate` with ``mean ± std`` and their rank; sorts by the mean."""
     header, cells = text_rows(rows, by)
-    keys = [*by, "runs", "failed", *result_columns(rows)]
+    keys = [*by, "runs", "failed", "rank", *result_columns(rows)]
     body = []
     for row, texts in zip(rows, cells):
         body.append("<tr>" + "".join(_cell(row.get(k), t) for k, t in zip(keys, texts)) + "</tr>")
@@ -215,7 +228,7 @@ def _run_table(runs: list[dict[str, Any]], swept: list[str], base: Path) -> str:
     body = []
     for run in runs:
         cells = "".join(_cell(run.get(k)) for k in keys)
-        target = Path(run["run_dir"]) / (FIGURE_NAME if (Path(run["run_dir"]) / FIGURE_NAME).is_file() else "metrics.json")
+        target = Path(run["run_dir"]) / (FIGURE_NAME if (Path(run["run_dir"]) / FIGURE_NAME).is_file() else RECORD_NAME)
         link = escape(os.path.relpath(target, base), quote=True)
         name = Path(run["run_dir"]).name
         cells += f'<td data-value="{escape(name, quote=True)}"><a href="{link}">{escape(name)}</a></td>' + _cell(run.get("error", ""), run.get("error", ""))
@@ -225,7 +238,7 @@ def _run_table(runs: list[dict[str, Any]], swept: list[str], base: Path) -> str:
 
 
 def render(runs: list[dict[str, Any]], swept: list[str], rows: list[dict[str, Any]], by: list[str], base: Path) -> str:
-    """The dashboard's HTML for ``runs`` (from :func:`~mbdl.results.compare.load_runs`) and their groups ``rows``."""
+    """The dashboard's HTML for ``runs`` (from :func:`~mbdl.results.aggregate.load_runs`) and their groups ``rows``."""
     failed = [r for r in runs if r.get("status") != "ok"]
     tasks: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for run in runs:
@@ -233,7 +246,7 @@ def render(runs: list[dict[str, Any]], swept: list[str], rows: list[dict[str, An
     body = [
         "<h1>mbdl comparison</h1>",
         f'<p class="meta">{len(runs)} runs ({len(failed)} failed) in {len(rows)} groups; swept: {escape(", ".join(map(label, swept)) or "nothing")}. '
-        "Mean ± std over seeds; lower error is better.</p>",
+        "Mean ± std over seeds; each chart\'s axis says which direction is better; dashed: the task\'s bound or reference.</p>",
     ]
     for task, task_runs in sorted(tasks.items()):
         body.append(f"<h2>{escape(task)}</h2>")

@@ -16,13 +16,10 @@ from urllib.parse import urlparse
 
 from omegaconf import DictConfig, OmegaConf
 
-from mbdl.results.record import flatten
+from mbdl.results.record import CONFIG_PATH, FIGURE_NAME, flatten
 
 #: the record keys copied to the tracker's run summary (the test metrics are logged by the trainer).
 SUMMARY_KEYS = ("status", "error", "primary_metric", "params", "train_time_s", "infer_ms_per_sample")
-
-#: the per-run figure the runner saves in the run directory.
-FIGURE_NAME = "figure.png"
 
 
 def has_api_key() -> bool:
@@ -83,7 +80,7 @@ def wandb_logger(save_dir: str, project: str, entity: str | None = None, job_typ
 
 def _job_config(run_dir: Path) -> DictConfig:
     """The job's composed config, as Hydra saved it in ``<run dir>/.hydra/config.yaml`` before the job started."""
-    return OmegaConf.load(run_dir / ".hydra" / "config.yaml")
+    return OmegaConf.load(run_dir / CONFIG_PATH)
 
 
 def finish_trackers(record: dict[str, Any], run_dir: str | Path) -> None:

@@ -1,10 +1,14 @@
 """The run record: ``metrics.json`` in each run directory (the contract in DESIGN.md).
 
 Keys: ``task``, ``method``, ``regime``, ``seed``, ``status`` (``"ok"`` or ``"failed"``),
-``error`` (failed runs), ``primary_metric`` (the metric that summarises the run, lower is
-better), ``test/<metric>``, ``bound/<metric>``, ``curve/<metric>`` (iterative
-methods), ``params``, ``train_time_s``, ``infer_ms_per_sample`` and ``overrides`` (the
-command-line overrides of the job).
+``error`` (failed runs), ``primary_metric`` (the metric that summarises the run),
+``metric_info`` (each metric's label, unit and whether higher is better, as the task declares
+them), ``val/<metric>`` (model selection and the sweeper's objective), ``test/<metric>``,
+``bound/<metric>`` or ``reference/<metric>`` (what the task declares each to be) with
+``reference_names``, ``curve/<metric>`` (iterative methods), ``params``, ``train_time_s``,
+``infer_ms_per_sample``, ``torch_threads`` and ``overrides`` (the command-line overrides of the job).
+
+The names of the files in a run directory are defined here and nowhere else.
 """
 
 from __future__ import annotations
@@ -16,7 +20,14 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+#: the run record.
 RECORD_NAME = "metrics.json"
+#: the per-run figure the runner saves.
+FIGURE_NAME = "figure.png"
+#: the job's composed config, as Hydra saves it before the job starts.
+CONFIG_PATH = Path(".hydra") / "config.yaml"
+#: the prefixes of a record's result keys, in the order tables show them.
+RESULT_PREFIXES = ("val/", "test/", "bound/", "reference/")
 
 
 def _finite_or_none(value: Any) -> Any:

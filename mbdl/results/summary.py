@@ -8,30 +8,22 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
-from mbdl.results.record import read_records
+from mbdl.results.record import RESULT_PREFIXES, read_records
+from mbdl.results.tables import fixed_width, format_value
 
 #: the keys that identify a run in every line and table (the other overrides are shown after them).
 IDENTITY = ("task", "method", "regime", "seed")
 
 
-def _format(value: Any) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    return str(value)
-
-
 def results_table(records: list[dict[str, Any]]) -> str:
-    """A fixed-width table: one row per run, its identity, status, test metrics and bounds."""
+    """A fixed-width table: one row per run, its identity, status, and by metric its val, test, bound and reference values."""
     if not records:
         return "(no runs)"
-    metrics = sorted({k for r in records for k in r if k.startswith(("test/", "bound/"))}, key=lambda k: (k.split("/")[1], k))
+    order = {prefix: i for i, prefix in enumerate(RESULT_PREFIXES)}
+    metrics = sorted({k for r in records for k in r if k.startswith(RESULT_PREFIXES)}, key=lambda k: (k.split("/")[1], order[k.split("/")[0] + "/"]))
     columns = ["task", "method", "regime", "seed", "status", *metrics, "params", "train_time_s", "infer_ms_per_sample", "overrides"]
-    rows = [[_format(r.get(c) if c != "overrides" else " ".join(r.get("overrides", []))) for c in columns] for r in records]
-    widths = [max(len(c), *(len(row[i]) for row in rows)) for i, c in enumerate(columns)]
-    line = lambda cells: "  ".join(cell.ljust(w) for cell, w in zip(cells, widths)).rstrip()  # noqa: E731
-    return "\n".join([line(columns), line(["-" * w for w in widths]), *map(line, rows)])
+    rows = [[format_value(r.get(c) if c != "overrides" else " ".join(r.get("overrides", []))) for c in columns] for r in records]
+    return fixed_width(columns, rows)
 
 
 def job_line(record: dict[str, Any], note: str | None = None) -> str:
@@ -47,7 +39,8 @@ def job_line(record: dict[str, Any], note: str | None = None) -> str:
         name = next((k.split("/", 1)[1] for k in record if k.startswith("test/")), None)
     if name is None:
         return head
-    return f"{head}  {name}={_format(record['test/' + name])} (bound {_format(record.get('bound/' + name))})"
+    kind = next((k for k in ("bound", "reference") if f"{k}/{name}" in record), "bound")
+    return f"{head}  {name}={format_value(record['test/' + name])} ({kind} {format_value(record.get(f'{kind}/{name}'))})"
 
 
 class SweepProgress(Callback):
