@@ -20,6 +20,7 @@ from typing import Any
 import hydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
+from hydra.utils import get_class
 from omegaconf import DictConfig
 
 from mbdl.config import ConfigError
@@ -27,7 +28,7 @@ from mbdl.results.loggers import finish_trackers
 from mbdl.results.record import finished_record, write_record
 from mbdl.results.summary import job_line, results_table
 
-#: objective returned to a sweeper for a failed run (Optuna cannot take NaN).
+#: objective returned to a minimising sweeper for a failed run (its negative to a maximising one; Optuna cannot take NaN).
 FAILED_OBJECTIVE = 1e9
 
 #: the sub-commands that are not a Hydra run, and the module whose ``main(argv)`` runs each.
@@ -42,10 +43,23 @@ def _config_error(error: BaseException) -> ConfigError | None:
 
 
 def objective(record: dict[str, Any]) -> float:
-    """What a sweeper minimises: the primary test metric, or :data:`FAILED_OBJECTIVE` for a failed run."""
-    value = record.get(f"test/{record.get('primary_metric')}")
-    ok = record.get("status") == "ok" and isinstance(value, (int, float)) and math.isfinite(value)
-    return float(value) if ok else FAILED_OBJECTIVE
+    """What a sweeper optimises: the primary metric on the *validation* set (never the test set), in the direction
+    the task declares; for a failed run the worst value, :data:`FAILED_OBJECTIVE` (its negative when higher is better)."""
+    name = record.get("primary_metric")
+    value = record.get(f"val/{name}")
+    if record.get("status") == "ok" and isinstance(value, (int, float)) and math.isfinite(value):
+        return float(value)
+    higher_is_better = (record.get("metric_info") or {}).get(name, {}).get("higher_is_better", False)
+    return -FAILED_OBJECTIVE if higher_is_better else FAILED_OBJECTIVE
+
+
+def _declarations(cfg: DictConfig) -> dict[str, Any]:
+    """``primary_metric`` and ``metric_info`` of the configured task class (empty when it cannot be loaded)."""
+    try:
+        task = get_class(cfg.task._target_)
+        return {"primary_metric": task.primary_metric, "metric_info": task.metric_info()}
+    except Exception:  # noqa: BLE001 - a record of a failed run is written whatever else failed
+        return {}
 
 
 def _require_finite(record: dict[str, Any]) -> None:
@@ -66,7 +80,7 @@ def _adapt_to_multirun(cfg: DictConfig) -> None:
 
 @hydra.main(version_base="1.3", config_path="../configs", config_name="config")
 def app(cfg: DictConfig) -> float:
-    """Run one job, always write its record, and return its primary test metric."""
+    """Run one job, always write its record, and return its objective (the primary validation metric)."""
     hydra_cfg = HydraConfig.get()
     output_dir = hydra_cfg.runtime.output_dir
     multirun = hydra_cfg.mode == RunMode.MULTIRUN
@@ -93,6 +107,7 @@ def app(cfg: DictConfig) -> float:
         record["status"] = "ok"
     except Exception as error:  # noqa: BLE001 - every failure is recorded, then reported
         cause = _config_error(error)
+        record = {**_declarations(cfg), **record}
         record.update(status="failed", error=f"{type(cause or error).__name__}: {cause or error}")
         write_record(output_dir, record)
         finish_trackers(record, output_dir)

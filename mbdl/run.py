@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import inspect
 import logging
+import math
 import time
 import warnings
 from pathlib import Path
@@ -15,16 +16,19 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import torch
-from hydra.utils import get_object, instantiate
+from hydra.utils import get_class, get_object, instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from mbdl.config import check_choice, check_positive, require
-from mbdl.methods.base import LOSSES, Method
+from mbdl.methods.base import LOSSES, Method, training_phases
+from mbdl.results.record import FIGURE_NAME
 from mbdl.tasks.base import Task
 from mbdl.training.callbacks import BestWeights
-from mbdl.training.data import SimulatedData
-from mbdl.training.module import Experiment, training_phases
+from mbdl.training.data import EVAL_BATCH_SIZE, SimulatedData
+from mbdl.training.module import Experiment
 
+#: the config folder of the package (the spectrum files of each task are under ``spectrum/<task>/``).
+CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 #: keys of ``cfg.method`` that configure the run rather than the method's constructor.
 RUN_KEYS = ("name", "optim")
 
@@ -57,42 +61,95 @@ warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` i
 warnings.filterwarnings("ignore", message="Your `IterableDataset` has `__len__` defined")
 
 
+def _options(node: DictConfig, excluded: tuple[str, ...]) -> DictConfig:
+    """``node`` resolved (its interpolations may point anywhere in the config) without the keys ``excluded``."""
+    resolved = OmegaConf.create(OmegaConf.to_container(node, resolve=True))
+    return OmegaConf.masked_copy(resolved, [k for k in resolved if k not in excluded])
+
+
 def check_options(node: DictConfig, prefix: str) -> None:
     """Refuse keys of ``node`` that its ``_target_`` does not take (e.g. an experiment's settings for another method)."""
     parameters = inspect.signature(get_object(node._target_)).parameters
     if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
         return
-    valid = [name for name in parameters if name != "task"]
+    valid = [name for name in parameters if name != "assumed"]
     for key in node:
         if key != "_target_":
             require(key in valid, f"{prefix}.{key}", f"is not an option of {node._target_}; its options are {', '.join(valid)}")
 
 
+def optimizer_settings(cfg: DictConfig, method: Method) -> tuple[int, int, float, Any, Any]:
+    """``epochs``, ``batch_size``, ``lr`` and the optimizer and scheduler factories of ``method.optim``.
+
+    A method with nothing to train needs no ``optim`` block (its own config carries none; an experiment's
+    block for another method is ignored); one that trains must have it.
+    """
+    optim = cfg.method.get("optim")
+    if not method.trainable_parameters:
+        return 0, EVAL_BATCH_SIZE, 0.0, None, None
+    require(optim is not None and "optimizer" in optim, "method.optim", f"{type(method).__name__} has trainable parameters but no optim block with an optimizer")
+    check_positive(optim.epochs, "method.optim.epochs", strict=False, integer=True)
+    check_positive(optim.batch_size, "method.optim.batch_size", integer=True)
+    check_positive(optim.lr, "method.optim.lr")
+    require(math.isfinite(optim.lr), "method.optim.lr", f"must be finite, got {optim.lr}")
+    scheduler = optim.get("scheduler")
+    _check_target(optim.optimizer, "method.optim.optimizer", torch.optim.Optimizer)
+    if scheduler is not None:
+        _check_target(scheduler, "method.optim.scheduler", torch.optim.lr_scheduler.LRScheduler)
+    return optim.epochs, optim.batch_size, optim.lr, instantiate(optim.optimizer), scheduler and instantiate(scheduler)
+
+
+def _check_target(node: DictConfig, option: str, base: type) -> None:
+    """Refuse a ``_target_`` that is not a subclass of ``base`` (a typo in an optimizer's class name, say)."""
+    target = node.get("_target_")
+    try:
+        ok = issubclass(get_class(target), base)
+    except Exception:  # noqa: BLE001 - any failure to import the target is the same user error
+        ok = False
+    require(ok, f"{option}._target_", f"{target!r} is not a {base.__module__}.{base.__name__} (e.g. {'torch.optim.Adam' if base is torch.optim.Optimizer else 'torch.optim.lr_scheduler.CosineAnnealingLR'})")
+
+
+def make_method(cfg: DictConfig, assumed: Any) -> Method:
+    """The method of ``cfg.method``, built from the task's assumed model alone."""
+    if "_target_" not in cfg.method:
+        points = sorted(p.stem for p in (CONFIGS / "spectrum" / cfg.task.name).glob("*.yaml"))
+        known = f"; configs/spectrum/{cfg.task.name}/ has {', '.join(points)}" if points else ""
+        require(False, "method", f"{cfg.method.name} has no realisation for task={cfg.task.name} (no spectrum/{cfg.task.name}/{cfg.method.name}.yaml on the config path){known}")
+    method_kwargs = _options(cfg.method, RUN_KEYS)
+    check_options(method_kwargs, "method")
+    # built as a partial, then called: Hydra would turn a dataclass argument into a config node
+    return instantiate(method_kwargs, _partial_=True, _convert_="all")(assumed=assumed)
+
+
 def build(cfg: DictConfig) -> tuple[Task, Method, SimulatedData, Experiment]:
     """Validate the options and build every part of a run; no data are simulated yet.
 
-    Seeds every generator with ``cfg.seed`` first, so that the methods' initial weights are
-    reproducible (the data have their own per-split generators).
+    The method is built from ``task.assumed`` alone. Seeds every generator with ``cfg.seed`` first,
+    so that the methods' initial weights follow the seed (the data have their own per-split generators).
     """
     check_positive(cfg.seed, "seed", strict=False, integer=True)
     check_choice(cfg.regime.loss, "regime.loss", LOSSES)
     L.seed_everything(cfg.seed, workers=True, verbose=False)
-    task: Task = instantiate(OmegaConf.masked_copy(cfg.task, [k for k in cfg.task if k != "name"]))
-    method_kwargs = OmegaConf.masked_copy(cfg.method, [k for k in cfg.method if k not in RUN_KEYS])
-    check_options(method_kwargs, "method")
-    method: Method = instantiate(method_kwargs, task=task, _convert_="all")
-    optim = cfg.method.optim
-    check_positive(optim.epochs, "method.optim.epochs", strict=False, integer=True)
-    data = SimulatedData(task, cfg.seed, optim.batch_size, cfg.regime.n_train, fresh=cfg.regime.fresh_data)
-    module = Experiment(method, cfg.regime.loss, optim.lr, optim.weight_decay, optim.scheduler)
+    task: Task = instantiate(_options(cfg.task, ("name",)))
+    method = make_method(cfg, task.assumed)
+    training_phases(method, cfg.regime.get("lr_decay"), cfg.regime.get("warm_start", False))  # refuses a non-iterative layer-wise run
+    epochs, batch_size, lr, optimizer, scheduler = optimizer_settings(cfg, method)
+    data = SimulatedData(task, cfg.seed, batch_size, cfg.regime.n_train, fresh=cfg.regime.fresh_data)
+    module = Experiment(task, method, cfg.regime.loss, lr, optimizer, scheduler)
     return task, method, data, module
+
+
+def epochs(cfg: DictConfig) -> int:
+    """Training epochs of each fit (``method.optim.epochs``; 0 without an optim block)."""
+    optim = cfg.method.get("optim")
+    return 0 if optim is None else optim.epochs
 
 
 def make_trainer(cfg: DictConfig, output_dir: str, loggers: list[Any] | None = None) -> L.Trainer:
     """The Lightning Trainer of ``cfg.trainer`` for one fit or test (best weights kept in memory)."""
     return instantiate(
         cfg.trainer,
-        max_epochs=cfg.method.optim.epochs,
+        max_epochs=epochs(cfg),
         logger=loggers or False,
         callbacks=[BestWeights()],
         default_root_dir=output_dir,
@@ -103,14 +160,14 @@ def fit(cfg: DictConfig, module: Experiment, data: SimulatedData, output_dir: st
     """Train ``module`` when its method has trainable parameters and epochs to run; return the seconds it took.
 
     The training stream (shuffling, dropout) restarts from ``cfg.seed`` whatever building the
-    method drew; there is one fit per phase: a single one, or the stages of layer-wise training
+    method drew; there is one fit per phase: a single one, or the phases of layer-wise training
     (``regime.lr_decay``).
     """
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     method = module.method
     start = time.perf_counter()
-    if method.trainable_parameters and cfg.method.optim.epochs:
-        phases = training_phases(method, cfg.method.optim.lr, cfg.regime.get("lr_decay"), cfg.regime.get("warm_start", False))
+    if method.trainable_parameters and epochs(cfg):
+        phases = training_phases(method, cfg.regime.get("lr_decay"), cfg.regime.get("warm_start", False))
         for index, phase in enumerate(phases, 1):
             if phase.warm_start is not None:
                 phase.warm_start()
@@ -121,11 +178,20 @@ def fit(cfg: DictConfig, module: Experiment, data: SimulatedData, output_dir: st
                 best = next(c.best for c in trainer.callbacks if isinstance(c, BestWeights))
                 print(
                     f"phase {index}/{len(phases)}, depth {phase.depth}: {sum(p.numel() for p in phase.parameters)} parameters "
-                    f"at lr {phase.lr:.2g}: best val/loss {best:.4g} ({time.perf_counter() - start:.0f} s)",
+                    f"at lr {module.lr * phase.lr_scale:.2g}: best val/loss {best:.4g} ({time.perf_counter() - start:.0f} s)",
                     flush=True,
                 )
         module.enter(None)
     return time.perf_counter() - start
+
+
+def evaluate(cfg: DictConfig, module: Experiment, data: SimulatedData, output_dir: str, loggers: list[Any] | None = None) -> None:
+    """The metrics on the validation set (model selection, the sweeper's objective) and on the test set
+    (reported, with the bounds and references), into ``module.results``."""
+    trainer = make_trainer(cfg, output_dir, loggers)
+    for split in ("val", "test"):
+        module.evaluate_on(split, data.split(split))
+        trainer.test(module, dataloaders=data.loader(split), verbose=False)
 
 
 def run(cfg: DictConfig, output_dir: str) -> dict[str, Any]:
@@ -136,12 +202,18 @@ def run(cfg: DictConfig, output_dir: str) -> dict[str, Any]:
     task, method, data, module = build(cfg)
     loggers = [instantiate(c) for c in (cfg.get("logger") or {}).values()]
     train_time_s = fit(cfg, module, data, output_dir, loggers)
-    make_trainer(cfg, output_dir, loggers).test(module, datamodule=data, verbose=False)
-    figure = task.figure(module.estimate, data.split("test"))
+    evaluate(cfg, module, data, output_dir, loggers)
+    figure = task.figure(module.estimates["test"], data.split("test"))
     if figure is not None:
         Path(output_dir).mkdir(parents=True, exist_ok=True)
-        figure.savefig(Path(output_dir) / "figure.png", dpi=100)
+        figure.savefig(Path(output_dir) / FIGURE_NAME, dpi=100)
         plt.close(figure)
     for logger in loggers:
         logger.finalize("success")
-    return {"primary_metric": task.primary_metric, "params": method.trainable_parameters, "train_time_s": train_time_s, **module.results}
+    return {
+        "primary_metric": task.primary_metric,
+        "metric_info": task.metric_info(),
+        "params": method.trainable_parameters,
+        "train_time_s": train_time_s,
+        **module.results,
+    }

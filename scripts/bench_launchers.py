@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-TINY = "task.n=20 task.m=30 task.k=2 task.n_train=64 task.n_val=32 task.n_test=32 method.optim.epochs=1"
+TINY = "task.n=20 task.m=30 task.k=2 task.n_train=64 task.n_val=32 task.n_test=32 ++method.optim.epochs=1"
 SWEEPS = {
     "8 tiny jobs (~0.1 s of work each)": f"method=model_based,unfolded seed=0,1,2,3 {TINY}",
     "4 book-size LISTA jobs (n=150, m=200, 1000 training samples, 20 epochs)": "method=unfolded seed=0,1,2,3 method.optim.epochs=20",

@@ -59,7 +59,7 @@ SWEEP_METHODS: list[tuple[str, tuple[str, ...], tuple[str, ...]]] = [
     ("LISTA", ("method=unfolded", "method.optim.epochs=10"), ()),
     ("SubspaceNet", ("method=dnn_aided", "method.optim.epochs=20"), ("esprit",)),
 ]
-QUICK = ("task.n_train=512", "task.n_val=256", "task.n_test=256", "method.optim.epochs=1")
+QUICK = ("task.n_train=512", "task.n_val=256", "task.n_test=256", "++method.optim.epochs=1")
 ALGORITHM_NAMES = {"music": "MUSIC", "root_music": "Root-MUSIC", "esprit": "ESPRIT"}
 
 

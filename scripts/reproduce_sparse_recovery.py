@@ -67,7 +67,7 @@ SECTIONS: dict[str, list[tuple[str, str, tuple[str, ...]]]] = {
         ("LISTA-CPSS, 16 layers, SNR 20 dB", "≈ −15 to −22 dB", ("experiment=lista_cpss", "task.snr_db=20")),
     ],
 }
-QUICK = ("method.optim.epochs=2", "task.n_train=200", "task.n_val=100", "task.n_test=100")
+QUICK = ("++method.optim.epochs=2", "task.n_train=200", "task.n_val=100", "task.n_test=100")
 
 
 def run(overrides: tuple[str, ...], run_dir: Path, quick: bool) -> dict:

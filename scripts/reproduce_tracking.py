@@ -56,7 +56,7 @@ BUDGET_ROWS = [
 #: KalmanNet's stored results (architecture 1) at 1/r² = -10, 10, 20, 30 dB: KF, KalmanNet; rotated H: KF, KalmanNet
 PUBLISHED = {-10: (2.76, 2.87, 14.50, 8.67), 10: (-17.34, -17.21, -4.90, -16.35), 20: (-27.19, -27.09, -15.56, -26.62), 30: (-37.32, -37.19, -25.50, -36.20)}
 SWEEP_ROWS = [
-    (f"1/r²={db} dB{', H rotated 10°' if rotated else ''}", label, f"{published[2 * rotated + i]:.2f} dB", (experiment, *extra, f"task.model.inv_r2_db={db}"))
+    (f"1/r²={db} dB{', H rotated 10°' if rotated else ''}", label, f"{published[2 * rotated + i]:.2f} dB", (experiment, *extra, f"task.snr_db={db}"))
     for db, published in PUBLISHED.items()
     for rotated, experiment in enumerate(("experiment=kalmannet_canonical", ROTATED))
     for i, (label, extra) in enumerate((("KF (mismatched H)" if rotated else "KF (full knowledge)", ("method=model_based",)), ("KalmanNet (supervised)", ())))

@@ -119,7 +119,7 @@ def test_coherent_sources_are_one_signal():
 
 def test_array_mismatch_degrades_esprit_with_the_nominal_array():
     perfect, mismatched = DoA(snr_db=30.0), DoA(snr_db=30.0, gain_error=0.2, phase_error=0.3)
-    assert torch.equal(mismatched.assumed_array.positions, perfect.true_array.positions)
+    assert torch.equal(mismatched.assumed.array.positions, perfect.true_array.positions)
     assert not torch.equal(mismatched.true_array.phase, perfect.true_array.phase)
     errors = []
     for task in (perfect, mismatched):
@@ -131,8 +131,8 @@ def test_array_mismatch_degrades_esprit_with_the_nominal_array():
 def test_unsupervised_loss_is_zero_at_the_truth_without_noise():
     task = DoA(snr_db=200.0, angle_range_deg=(-60.0, 60.0))
     data = task.simulate(8, torch.Generator().manual_seed(0))
-    assert task.unsupervised_loss(data["s"].double(), data).item() < 1e-9
-    assert task.unsupervised_loss(data["s"].double() + 0.05, data).item() > 1e-3
+    assert task.unsupervised_loss(data["s"].double(), data["x"]).item() < 1e-9
+    assert task.unsupervised_loss(data["s"].double() + 0.05, data["x"]).item() > 1e-3
 
 
 @pytest.mark.parametrize(

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.conftest import run_config
+from tests.helpers import run_config
 
 SMALL = (
     "experiment=lista_cpss", "task.n=50", "task.m=100", "task.n_train=3200", "task.n_val=200", "task.n_test=200",

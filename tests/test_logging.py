@@ -10,7 +10,7 @@ from mbdl.__main__ import FAILED_OBJECTIVE, _require_finite, objective
 from mbdl.results.loggers import flat_config, has_api_key, run_identity, wandb_mode
 from mbdl.results.record import finished_record, write_record
 from mbdl.results.summary import failure_summary, job_line
-from tests.conftest import compose_config
+from tests.helpers import compose_config
 
 
 @pytest.fixture
@@ -46,15 +46,17 @@ def test_run_identity_and_flat_config():
     assert identity["group"] == "14-00-00-123456" and identity["tags"] == ["sparse_recovery", "model_based", "supervised", "sweep:14-00-00-123456"]
     assert run_identity(cfg, None)["group"] == "sparse_recovery-model_based"
     flat = flat_config(compose_config("method=model_based", "seed=3", "~logger"))
-    assert flat["seed"] == 3 and flat["task.name"] == "sparse_recovery" and flat["method.optim.epochs"] == 0
+    assert flat["seed"] == 3 and flat["task.name"] == "sparse_recovery" and "method.optim.epochs" not in flat  # nothing to train, no optim block
     assert not any(isinstance(v, dict) for v in flat.values())
 
 
-def test_objective_is_finite_for_every_outcome():
-    ok = {"status": "ok", "primary_metric": "nmse_db", "test/nmse_db": -20.5}
-    assert objective(ok) == -20.5
+def test_objective_is_the_validation_metric_and_finite_for_every_outcome():
+    ok = {"status": "ok", "primary_metric": "nmse_db", "val/nmse_db": -20.5, "test/nmse_db": -30.0}
+    assert objective(ok) == -20.5, "the sweeper sees the validation metric, never the test metric"
     assert objective({**ok, "status": "failed"}) == FAILED_OBJECTIVE
-    assert objective({**ok, "test/nmse_db": None}) == FAILED_OBJECTIVE and math.isfinite(FAILED_OBJECTIVE)
+    assert objective({**ok, "val/nmse_db": None}) == FAILED_OBJECTIVE and math.isfinite(FAILED_OBJECTIVE)
+    psnr = {"status": "failed", "primary_metric": "psnr_db", "metric_info": {"psnr_db": {"label": "PSNR", "unit": "dB", "higher_is_better": True}}}
+    assert objective(psnr) == -FAILED_OBJECTIVE, "a failed run is the worst value in the declared direction"
     for value in (float("nan"), float("inf"), None):
         with pytest.raises(FloatingPointError, match="non-finite test/nmse_db"):
             _require_finite({**ok, "test/nmse_db": value})

@@ -9,7 +9,7 @@ import torch
 
 from mbdl.config import ConfigError
 from mbdl.run import build
-from tests.conftest import compose_config, run_cli, run_config
+from tests.helpers import compose_config, run_cli, run_config
 
 TINY = ("task.n=20", "task.m=30", "task.k=2", "task.n_train=64", "task.n_val=32", "task.n_test=32")
 CONTRACT = {"task", "method", "regime", "seed", "status", "test/nmse_db", "bound/nmse_db", "params", "train_time_s", "infer_ms_per_sample"}
@@ -58,7 +58,8 @@ def test_cli_help_explains_the_groups(outputs):
         ("regime.loss=reinforce", "regime.loss"),
         ("method.mode=sometimes", "method.mode"),
         ("method.optim.lr=-1", "method.optim.lr"),
-        ("method.optim.scheduler=step", "method.optim.scheduler"),
+        ("method.optim.optimizer._target_=torch.optim.Nope", "method.optim.optimizer"),
+        ("method.optim.lr=inf", "method.optim.lr"),
         ("seed=-1", "seed"),
         ("method.optim.epochs=-1", "method.optim.epochs"),
     ],

@@ -8,13 +8,13 @@ import math
 import pytest
 import torch
 
-from mbdl.algorithms.kalman import autograd_jacobian, kalman_filter
+from mbdl.algorithms.kalman import autograd_jacobian
 from mbdl.config import ConfigError
 from mbdl.methods.tracking import KalmanFilter, KalmanNet, LearnedNoiseKF, RecurrentEstimator, UnfoldedKF
 from mbdl.run import build
 from mbdl.tasks.state_space import LinearGaussian, canonical, kinematics_1d, lorenz
 from mbdl.tasks.tracking import Tracking
-from tests.conftest import compose_config, run_cli, run_config
+from tests.helpers import compose_config, method_loss, run_cli, run_config
 
 
 def draw(task: Tracking, n: int, seed: int = 0) -> dict[str, torch.Tensor]:
@@ -36,7 +36,7 @@ def test_kinematics_preset_is_the_books_model():
 
 
 def test_simulated_noise_has_the_model_covariances():
-    task = Tracking(canonical(inv_r2_db=-3.0), steps=50)
+    task = Tracking(canonical, snr_db=-3.0, steps=50)
     data = task.simulate(2000, torch.Generator().manual_seed(0))
     model = task.model
     s, x = data["s"].double(), data["x"].double()
@@ -56,13 +56,13 @@ def test_lorenz_taylor_step_and_its_jacobian():
 
 
 def test_bound_is_the_true_kf_and_rotated_h_hurts():
-    true_task = Tracking(canonical(), steps=100)
+    true_task = Tracking(canonical, steps=100)
     data = draw(true_task, 300)
     kf = true_task.model.filter(data["x"].double())
-    assert true_task.bound(data)["mse_db"] == pytest.approx(true_task.evaluate(kf.s, data)["mse_db"])
-    rotated = Tracking(canonical(), steps=100, mismatch={"H_rotation_deg": 10.0})
-    mismatched = rotated.evaluate(KalmanFilter(rotated)(data), data)["mse_db"]
-    assert mismatched > true_task.bound(data)["mse_db"] + 10.0  # KalmanNet's table: 4.51 vs -7.49 dB
+    assert true_task.references(data)["mse_db"].value == pytest.approx(true_task.evaluate(kf.s, data)["mse_db"])
+    rotated = Tracking(canonical, steps=100, mismatch={"H_rotation_deg": 10.0})
+    mismatched = rotated.evaluate(KalmanFilter(rotated.assumed)(data["x"]), data)["mse_db"]
+    assert mismatched > true_task.references(data)["mse_db"].value + 10.0  # KalmanNet's table: 4.51 vs -7.49 dB
 
 
 @pytest.mark.parametrize(
@@ -76,37 +76,37 @@ def test_bound_is_the_true_kf_and_rotated_h_hurts():
 )
 def test_impossible_mismatch_is_refused(preset, mismatch, option):
     with pytest.raises(ConfigError, match=f"^{option}"):
-        Tracking(preset(), mismatch=mismatch)
+        Tracking(preset, mismatch=mismatch)
 
 
 def test_unsupervised_loss_is_the_innovation_power_of_the_kf():
     """For the KF with the true model the observation-prediction loss is tr(H P_prior Hᵀ + R)/m on average."""
-    task = Tracking(canonical(), steps=100)
+    task = Tracking(canonical, steps=100)
     data = draw(task, 500)
-    estimate = KalmanFilter(task)(data)
+    estimate = KalmanFilter(task.assumed)(data["x"])
     result = task.model.filter(data["x"].double())
-    torch.testing.assert_close(task.unsupervised_loss(estimate, data).double(), result.innovation.square().mean(), rtol=1e-4, atol=0)
-    assert task.unsupervised_loss(estimate, data) < task.unsupervised_loss(0.9 * estimate, data)
+    torch.testing.assert_close(task.unsupervised_loss(estimate, data["x"]).double(), result.innovation.square().mean(), rtol=1e-4, atol=0)
+    assert task.unsupervised_loss(estimate, data["x"]) < task.unsupervised_loss(0.9 * estimate, data["x"])
 
 
 def test_untrained_unfolded_kf_is_the_kf_and_lorenz_filters_run():
-    task = Tracking(canonical(), steps=30)
+    task = Tracking(canonical, steps=30)
     data = draw(task, 20)
-    torch.testing.assert_close(UnfoldedKF(task)(data), KalmanFilter(task)(data), rtol=1e-5, atol=1e-5)
-    shorter = UnfoldedKF(task, iterations=10, mode="shared")(data)
+    torch.testing.assert_close(UnfoldedKF(task.assumed)(data["x"]), KalmanFilter(task.assumed)(data["x"]), rtol=1e-5, atol=1e-5)
+    shorter = UnfoldedKF(task.assumed, iterations=10, mode="shared")(data["x"])
     assert shorter.shape == data["s"].shape
-    chaotic = Tracking(lorenz(), steps=30, mismatch={"taylor_order": 2})
+    chaotic = Tracking(lorenz, steps=30, mismatch={"taylor_order": 2})
     data = draw(chaotic, 10)
-    for method in (KalmanFilter(chaotic), UnfoldedKF(chaotic), LearnedNoiseKF(chaotic), KalmanNet(chaotic)):
-        assert torch.isfinite(method(data)).all()
+    for method in (KalmanFilter(chaotic.assumed), UnfoldedKF(chaotic.assumed), LearnedNoiseKF(chaotic.assumed), KalmanNet(chaotic.assumed)):
+        assert torch.isfinite(method(data["x"])).all()
 
 
-def train(method, data, steps: int, lr: float, kind: str = "supervised") -> list[float]:
+def train(method, task, data, steps: int, lr: float, kind: str = "supervised") -> list[float]:
     optimizer = torch.optim.Adam(method.parameters(), lr=lr)
     losses = []
     for _ in range(steps):
         optimizer.zero_grad()
-        loss = method.loss(data, kind)
+        loss = method_loss(method, task, data, kind)
         loss.backward()
         optimizer.step()
         losses.append(loss.item())
@@ -119,49 +119,49 @@ def test_learned_optimizer_recovers_a_known_q():
     eye = torch.eye(2, dtype=dtype)
     true_Q = torch.tensor([[0.5, 0.0], [0.0, 0.1]], dtype=dtype)
     model = LinearGaussian(eye, true_Q, eye, torch.zeros(2, dtype=dtype), eye, (0,), 0.9 * eye)
-    task = Tracking(model, steps=40, mismatch={"Q_identity": True})
+    task = Tracking(lambda: model, steps=40, mismatch={"Q_identity": True})
     data = {k: v.double() for k, v in draw(task, 300).items()}
-    method = LearnedNoiseKF(task, learn_Q=True, learn_R=False).double()
-    train(method, data, steps=100, lr=0.05)
+    method = LearnedNoiseKF(task.assumed, learn_Q=True, learn_R=False).double()
+    train(method, task, data, steps=100, lr=0.05)
     torch.testing.assert_close(method.Q().detach(), true_Q, rtol=0, atol=0.06)
 
 
 def test_learned_optimizer_can_learn_f_on_linear_models_only():
-    task = Tracking(canonical(), steps=30, mismatch={"F_rotation_deg": 20.0})
+    task = Tracking(canonical, steps=30, mismatch={"F_rotation_deg": 20.0})
     data = draw(task, 64)
-    method = LearnedNoiseKF(task, learn_Q=False, learn_R=False, learn_F=True)
+    method = LearnedNoiseKF(task.assumed, learn_Q=False, learn_R=False, learn_F=True)
     assert method.trainable_parameters == 4
-    losses = train(method, data, steps=20, lr=0.02)
+    losses = train(method, task, data, steps=20, lr=0.02)
     assert losses[-1] < 0.5 * losses[0]
     with pytest.raises(ConfigError, match="^method.learn_F"):
-        LearnedNoiseKF(Tracking(lorenz(), steps=10), learn_F=True)
+        LearnedNoiseKF(Tracking(lorenz, steps=10).assumed, learn_F=True)
 
 
 def test_kalmannet_is_nan_safe_and_clips_its_gradients():
-    task = Tracking(canonical(), steps=20)
+    task = Tracking(canonical, steps=20)
     data = draw(task, 16)
-    net = KalmanNet(task, grad_clip=0.5)
+    net = KalmanNet(task.assumed, grad_clip=0.5)
     zeros = torch.zeros(16, 2)
     net.net.reset(16, zeros)
     assert torch.isfinite(net.net(zeros, zeros, zeros, zeros)).all()  # F1-F4 vanish at the first step
-    (1e6 * net.loss(data, "supervised")).backward()
+    (1e6 * method_loss(net, task, data)).backward()
     assert all(p.grad.norm() <= 0.5 + 1e-6 for p in net.parameters())
 
 
 @pytest.mark.parametrize("kind", ["supervised", "unsupervised"])
 def test_kalmannet_learns_in_both_regimes(kind):
-    task = Tracking(canonical(), steps=30, mismatch={"H_rotation_deg": 10.0})
+    task = Tracking(canonical, steps=30, mismatch={"H_rotation_deg": 10.0})
     data = draw(task, 32)
-    net = KalmanNet(task)
-    losses = train(net, data, steps=20, lr=3e-3, kind=kind)
+    net = KalmanNet(task.assumed)
+    losses = train(net, task, data, steps=20, lr=3e-3, kind=kind)
     assert losses[-1] < 0.5 * losses[0]
 
 
 @pytest.mark.parametrize("cell", ["gru", "lstm"])
 def test_black_box_learns(cell):
-    task = Tracking(canonical(), steps=30)
+    task = Tracking(canonical, steps=30)
     data = draw(task, 64)
-    losses = train(RecurrentEstimator(task, cell=cell, hidden_size=16, layers=1), data, steps=30, lr=1e-2)
+    losses = train(RecurrentEstimator(task.assumed, cell=cell, hidden_size=16, layers=1), task, data, steps=30, lr=1e-2)
     assert losses[-1] < 0.5 * losses[0]
 
 
@@ -192,13 +192,13 @@ def test_learned_v_from_20_trajectories_reaches_full_knowledge():
     """Book Ex. 5.2 with the experiment's settings in a plain loop: V = I told, V learned (R known)."""
     from mbdl.training.data import split_generator
 
-    task = Tracking(kinematics_1d(), steps=200, mismatch={"Q_identity": True})
+    task = Tracking(kinematics_1d, steps=200, mismatch={"Q_identity": True})
     train_set, test_set = task.simulate(20, split_generator(0, "train")), task.simulate(200, split_generator(0, "test"))
-    method = LearnedNoiseKF(task, learn_R=False)
-    wrong = task.evaluate(method(test_set).detach(), test_set)["position_mse"]
-    train(method, train_set, steps=25, lr=0.2)
-    learned = task.evaluate(method(test_set).detach(), test_set)["position_mse"]
-    full = task.bound(test_set)["position_mse"]
+    method = LearnedNoiseKF(task.assumed, learn_R=False)
+    wrong = task.evaluate(method(test_set["x"]).detach(), test_set)["position_mse"]
+    train(method, task, train_set, steps=25, lr=0.2)
+    learned = task.evaluate(method(test_set["x"]).detach(), test_set)["position_mse"]
+    full = task.references(test_set)["position_mse"].value
     assert wrong > 3 * full and learned < 1.1 * full
 
 

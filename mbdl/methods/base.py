@@ -1,69 +1,152 @@
-"""The interface every method implements."""
+"""The interface every method implements, and the one base of every iterative method.
+
+A method is built from the task's assumed model alone (``Method(assumed, **options)``) and maps
+measurements ``x`` to an estimate of ``s``. It never sees the task, the true model or oracle
+quantities; in training it gets an :class:`Objective`: the task's loss of an estimate, and the
+labels only when the regime is supervised.
+"""
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from functools import partial
+from itertools import islice
+from typing import Any
 
 from torch import Tensor, nn
 
-from mbdl.config import check_choice
-from mbdl.tasks.base import Batch, Task
+from mbdl.algorithms.iterative import Iterative
+from mbdl.algorithms.parameters import inherit_at, parameters_at
+from mbdl.config import check_positive, require
 
 LOSSES = ("supervised", "unsupervised")
 
 
 @dataclass(frozen=True)
-class Stage:
-    """One stage of layer-wise training: the method runs its first ``depth`` iterations (``None``: all);
-    the parameters ``new`` in this stage are trained first, then all of ``trained``. ``warm_start``, if
-    given, sets ``new`` from the previous stage's trained values (instead of their initial ones)."""
+class Objective:
+    """What one training step minimises: ``loss(estimate)``, the task's supervised or unsupervised loss.
 
-    depth: int | None
-    new: list[nn.Parameter]
-    trained: list[nn.Parameter]
+    ``s`` holds the labels when ``kind == "supervised"`` and is ``None`` otherwise, so a method
+    with a loss of its own (a grid spectrum, a LASSO objective) can use labels only when the regime
+    has them.
+    """
+
+    kind: str
+    loss: Callable[[Tensor], Tensor]
+    s: Tensor | None = None
+
+    def __call__(self, estimate: Tensor) -> Tensor:
+        return self.loss(estimate)
+
+
+@dataclass(frozen=True)
+class Phase:
+    """One fit: train ``parameters`` at ``lr_scale`` times the base learning rate, with an iterative method
+    run to ``depth`` iterations (``None``: all), after calling ``warm_start`` (if given)."""
+
+    parameters: list[nn.Parameter]
+    depth: int | None = None
+    lr_scale: float = 1.0
     warm_start: Callable[[], None] | None = None
 
 
 class Method(nn.Module, ABC):
-    """A point on the model-based / data-driven spectrum, for one task.
+    """A point on the model-based / data-driven spectrum.
 
-    Subclasses implement :meth:`forward` (the estimate of ``data["s"]`` from ``data["x"]`` and
-    the assumed model held by ``task``). A method with no trainable parameter is simply not
-    fitted. Iterative methods also implement :meth:`iterates`, from which the run records the
-    metric after every iteration (layer). Methods trained layer-wise override :meth:`stages`
-    and run only their first :attr:`depth` iterations.
+    Args:
+        assumed: the task's assumed model (``task.assumed``): an operator and noise level, a
+            state-space model, an array, whatever the task declares.
     """
 
-    def __init__(self, task: Task) -> None:
+    def __init__(self, assumed: Any) -> None:
         super().__init__()
-        self.task = task
-        #: iterations (layers) the method runs; ``None``: all (layer-wise training truncates it).
-        self.depth: int | None = None
+        self.assumed = assumed
 
     @abstractmethod
-    def forward(self, data: Batch) -> Tensor:
-        """The estimate of ``data["s"]``."""
+    def forward(self, x: Tensor) -> Tensor:
+        """The estimate of ``s`` from the measurements ``x``."""
 
-    def iterates(self, data: Batch) -> Iterator[Tensor] | None:
+    def iterates(self, x: Tensor) -> Iterator[Tensor] | None:
         """The estimate after each iteration (layer), or ``None`` for a non-iterative method."""
         return None
 
-    def loss(self, data: Batch, kind: str) -> Tensor:
-        """Training loss of a batch: the task's ``supervised`` or ``unsupervised`` loss."""
-        check_choice(kind, "regime.loss", LOSSES)
-        estimate = self(data)
-        if kind == "supervised":
-            return self.task.supervised_loss(estimate, data)
-        return self.task.unsupervised_loss(estimate, data)
-
-    def stages(self) -> list[Stage]:
-        """The stages of layer-wise training; by default one stage that trains every parameter."""
-        trained = [p for p in self.parameters() if p.requires_grad]
-        return [Stage(depth=None, new=trained, trained=trained)]
+    def loss(self, x: Tensor, objective: Objective) -> Tensor:
+        """Training loss of a batch: the objective of the estimate."""
+        return objective(self(x))
 
     @property
     def trainable_parameters(self) -> int:
         """Number of trained scalars."""
         return sum(p.numel() for p in self.parameters() if p.requires_grad)
+
+
+class IterativeMethod(Method):
+    """A method that runs an iteration ``self.algorithm`` (:class:`~mbdl.algorithms.iterative.Iterative`).
+
+    Subclasses set :attr:`algorithm` and may override :meth:`algorithm_input` (what the iteration is
+    run on, e.g. the entries of a covariance) and :meth:`readout` (the estimate from an iterate, e.g.
+    the peaks of a spectrum). :attr:`depth` truncates the iteration (layer-wise training); the run
+    records the metric after every iteration from :meth:`iterates`.
+    """
+
+    algorithm: Iterative
+
+    def __init__(self, assumed: Any) -> None:
+        super().__init__(assumed)
+        #: iterations the method runs; ``None``: all ``algorithm.iterations`` (layer-wise training truncates it).
+        self.depth: int | None = None
+
+    def algorithm_input(self, x: Tensor) -> Tensor:
+        """What the iteration runs on (default: the measurements)."""
+        return x
+
+    def readout(self, iterate: Tensor) -> Tensor:
+        """The estimate of ``s`` from one iterate (default: the iterate itself)."""
+        return iterate
+
+    def algorithm_iterates(self, x: Tensor) -> Iterator[Tensor]:
+        """The first :attr:`depth` iterates of the algorithm."""
+        return islice(self.algorithm.iterates(self.algorithm_input(x)), self.depth)
+
+    def final_iterate(self, x: Tensor) -> Tensor:
+        """The last iterate of :meth:`algorithm_iterates`."""
+        for iterate in self.algorithm_iterates(x):
+            pass
+        return iterate
+
+    def iterates(self, x: Tensor) -> Iterator[Tensor]:
+        return map(self.readout, self.algorithm_iterates(x))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.readout(self.final_iterate(x))
+
+    def layerwise_phases(self, lr_decay: Sequence[float], warm_start: bool) -> list[Phase]:
+        """Layer-wise training (LISTA-CPSS): for layer ``t`` its new parameters at the base rate on the first ``t``
+        iterations, then every parameter of layers ``1..t`` at each decayed rate ``d`` of ``lr_decay``; with
+        ``warm_start`` layer ``t`` starts from layer ``t - 1``'s trained values."""
+        phases, trained = [], []
+        for t in range(self.algorithm.iterations):
+            new = parameters_at(self.algorithm, t)
+            trained = trained + new
+            if new:
+                phases.append(Phase(new, t + 1, 1.0, partial(inherit_at, self.algorithm, t) if warm_start else None))
+            phases += [Phase(trained, t + 1, d) for d in lr_decay if trained]
+        return phases
+
+
+def training_phases(method: Method, lr_decay: Sequence[float] | None = None, warm_start: bool = False) -> list[Phase]:
+    """The fits that train ``method``: one fit of every trained parameter, or (``lr_decay`` given, ``regime=layerwise``)
+    the layer-wise phases of an iterative method; any other method is refused with a one-line error."""
+    if lr_decay is None:
+        return [Phase([p for p in method.parameters() if p.requires_grad])]
+    require(
+        isinstance(method, IterativeMethod),
+        "regime",
+        f"layerwise trains an iterative method layer by layer; {type(method).__name__} is not iterative "
+        "(use regime=supervised or regime=unsupervised)",
+    )
+    for d in lr_decay:
+        check_positive(d, "regime.lr_decay")
+    return method.layerwise_phases(lr_decay, warm_start)

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import math
 from abc import abstractmethod
-from collections.abc import Iterator
 
 import torch
 from torch import Tensor, nn
@@ -28,13 +27,13 @@ from mbdl.algorithms.subspace import (
     sample_covariance,
     spatial_smoothing,
     spectrum_peaks,
-    ula_steering,
 )
+from mbdl.algorithms.data_fidelity import least_squares
 from mbdl.config import ConfigError, check_choice, check_positive, require
-from mbdl.methods.base import Method
+from mbdl.methods.base import IterativeMethod, Method, Objective
 from mbdl.nets.cnn import CovarianceCNN, SubspaceNetCNN
-from mbdl.tasks.base import Batch
-from mbdl.tasks.doa import DoA
+from mbdl.operators import Matrix
+from mbdl.tasks.doa import ArrayModel
 
 SMOOTHING = ("none", "forward_backward", "spatial", "spatial_fb")
 CALIBRATION = ("none", "phase", "gain_phase")
@@ -70,19 +69,19 @@ def normalised_covariance(x: Tensor) -> Tensor:
 
 
 class _AngleMethod(Method):
-    """Common parts: the task's number of sources, a search grid (buffer) and the subspace estimators.
+    """Common parts: the assumed number of sources, a search grid (buffer) and the subspace estimators.
 
     Args:
-        task: the DoA task.
+        assumed: the assumed array model.
         algorithm: subspace estimator used at test time (``music``, ``root_music``, ``esprit``).
         grid_deg: MUSIC / spectrum grid step in degrees.
     """
 
-    def __init__(self, task: DoA, algorithm: str = "music", grid_deg: float = 0.1) -> None:
-        super().__init__(task)
+    def __init__(self, assumed: ArrayModel, algorithm: str = "music", grid_deg: float = 0.1) -> None:
+        super().__init__(assumed)
         check_choice(algorithm, "method.algorithm", ALGORITHMS)
         check_positive(grid_deg, "method.grid_deg")
-        self.algorithm, self.sources, self.sensors = algorithm, task.sources, task.sensors
+        self.algorithm, self.sources, self.sensors = algorithm, assumed.sources, assumed.sensors
         self.register_buffer("grid", angle_grid(grid_deg), persistent=False)
 
     def angles(self, R: Tensor, algorithm: str | None = None) -> Tensor:
@@ -91,7 +90,7 @@ class _AngleMethod(Method):
 
 
 class _CovarianceMethod(_AngleMethod):
-    """A method that builds a covariance ``covariance(data)`` and decomposes it with a subspace estimator.
+    """A method that builds a covariance ``covariance(x)`` and decomposes it with a subspace estimator.
 
     Tested with ``algorithm``; trained (when it has parameters) through the differentiable
     ``train_algorithm`` with the task's supervised or unsupervised loss on its angles.
@@ -100,17 +99,15 @@ class _CovarianceMethod(_AngleMethod):
     train_algorithm: str
 
     @abstractmethod
-    def covariance(self, data: Batch) -> Tensor:
-        """The covariance ``(batch, K, K)`` the subspace estimator decomposes."""
+    def covariance(self, x: Tensor) -> Tensor:
+        """The covariance ``(batch, K, K)`` the subspace estimator decomposes, from snapshots ``x`` ``(batch, N, T)``."""
 
-    def forward(self, data: Batch) -> Tensor:
-        return self.angles(self.covariance(data))
+    def forward(self, x: Tensor) -> Tensor:
+        return self.angles(self.covariance(x))
 
-    def loss(self, data: Batch, kind: str) -> Tensor:
-        """The task's loss on the angles of ``train_algorithm`` (Root-MUSIC or ESPRIT, differentiable)."""
-        check_choice(kind, "regime.loss", ("supervised", "unsupervised"))
-        angles = self.angles(self.covariance(data), self.train_algorithm)
-        return self.task.supervised_loss(angles, data) if kind == "supervised" else self.task.unsupervised_loss(angles, data)
+    def loss(self, x: Tensor, objective: Objective) -> Tensor:
+        """The objective of the angles of ``train_algorithm`` (Root-MUSIC or ESPRIT, differentiable)."""
+        return objective(self.angles(self.covariance(x), self.train_algorithm))
 
 
 class SubspaceEstimator(_CovarianceMethod):
@@ -123,7 +120,7 @@ class SubspaceEstimator(_CovarianceMethod):
     through ``train_algorithm`` (differentiable Root-MUSIC or ESPRIT).
 
     Args:
-        task: the DoA task.
+        assumed: the assumed array model.
         algorithm: test-time estimator.
         smoothing: ``none``, ``forward_backward``, ``spatial`` (``subarray`` sensors) or ``spatial_fb``.
         subarray: spatial-smoothing subarray size ``K`` (``M < K <= N``); ``None``: ``max(N - M + 1, M + 1)``
@@ -135,7 +132,7 @@ class SubspaceEstimator(_CovarianceMethod):
 
     def __init__(
         self,
-        task: DoA,
+        assumed: ArrayModel,
         algorithm: str = "music",
         smoothing: str = "none",
         subarray: int | None = None,
@@ -143,22 +140,23 @@ class SubspaceEstimator(_CovarianceMethod):
         calibration: str = "none",
         train_algorithm: str = "esprit",
     ) -> None:
-        super().__init__(task, algorithm, grid_deg)
+        super().__init__(assumed, algorithm, grid_deg)
         check_choice(smoothing, "method.smoothing", SMOOTHING)
         check_choice(calibration, "method.calibration", CALIBRATION)
         check_choice(train_algorithm, "method.train_algorithm", DIFFERENTIABLE)
-        self.subarray = subarray if subarray is not None else max(task.sensors - task.sources + 1, task.sources + 1)
+        n, m = assumed.sensors, assumed.sources
+        self.subarray = subarray if subarray is not None else max(n - m + 1, m + 1)
         if smoothing.startswith("spatial"):
             check_positive(self.subarray, "method.subarray", integer=True)
-            require(task.sources < self.subarray <= task.sensors, "method.subarray", f"must be in ({task.sources}, {task.sensors}], got {self.subarray}")
+            require(m < self.subarray <= n, "method.subarray", f"must be in ({m}, {n}], got {self.subarray}")
         self.smoothing, self.calibration, self.train_algorithm = smoothing, calibration, train_algorithm
         if calibration != "none":
-            self.log_gain = nn.Parameter(torch.zeros(task.sensors), requires_grad=calibration == "gain_phase")
-            self.phase = nn.Parameter(torch.zeros(task.sensors))
+            self.log_gain = nn.Parameter(torch.zeros(n), requires_grad=calibration == "gain_phase")
+            self.phase = nn.Parameter(torch.zeros(n))
 
-    def covariance(self, data: Batch) -> Tensor:
+    def covariance(self, x: Tensor) -> Tensor:
         """The calibrated, smoothed sample covariance ``(batch, K, K)``."""
-        R = sample_covariance(data["x"])
+        R = sample_covariance(x)
         if self.calibration != "none":
             inverse = torch.polar(torch.exp(-self.log_gain), -self.phase).to(R)
             R = inverse[:, None] * R * inverse.conj()
@@ -177,7 +175,7 @@ class DeepCNN(_AngleMethod):
     sigmoid output. It needs labels (``regime.loss=supervised``).
 
     Args:
-        task: the DoA task.
+        assumed: the assumed array model.
         grid_deg: output grid step in degrees.
         channels, layers, hidden, dropout: see :class:`mbdl.nets.cnn.CovarianceCNN`.
         label_width: ``None`` for one-hot labels at the nearest grid points (the paper's), or the
@@ -186,7 +184,7 @@ class DeepCNN(_AngleMethod):
 
     def __init__(
         self,
-        task: DoA,
+        assumed: ArrayModel,
         grid_deg: float = 1.0,
         channels: int = 32,
         layers: int = 4,
@@ -194,46 +192,46 @@ class DeepCNN(_AngleMethod):
         dropout: float = 0.3,
         label_width: float | None = None,
     ) -> None:
-        super().__init__(task, "music", grid_deg)
+        super().__init__(assumed, "music", grid_deg)
         for option, value in (("channels", channels), ("layers", layers)):
             check_positive(value, f"method.{option}", integer=True)
         if label_width is not None:
             check_positive(label_width, "method.label_width")
         self.label_width = label_width
-        self.net = CovarianceCNN(3, task.sensors, len(self.grid), channels, layers, tuple(hidden), dropout)
+        self.net = CovarianceCNN(3, assumed.sensors, len(self.grid), channels, layers, tuple(hidden), dropout)
 
-    def logits(self, data: Batch) -> Tensor:
+    def logits(self, x: Tensor) -> Tensor:
         """``(batch, G)`` grid logits."""
-        R = normalised_covariance(data["x"])
+        R = normalised_covariance(x)
         image = torch.stack([R.real, R.imag, torch.angle(R)], dim=1)
         return self.net(image.to(self.grid.dtype))
 
-    def forward(self, data: Batch) -> Tensor:
-        return spectrum_peaks(torch.sigmoid(self.logits(data)), self.sources, self.grid, refine=False, circular=True)
+    def forward(self, x: Tensor) -> Tensor:
+        return spectrum_peaks(torch.sigmoid(self.logits(x)), self.sources, self.grid, refine=False, circular=True)
 
-    def loss(self, data: Batch, kind: str) -> Tensor:
-        """Multi-label binary cross-entropy of the grid logits."""
-        if kind != "supervised":
-            raise ConfigError(f"regime.loss: the CNN's grid spectrum is trained from labels, got {kind!r} (valid: supervised)")
-        return nn.functional.binary_cross_entropy_with_logits(self.logits(data), grid_labels(data["s"], self.grid, self.label_width))
+    def loss(self, x: Tensor, objective: Objective) -> Tensor:
+        """Multi-label binary cross-entropy of the grid logits against the labels."""
+        if objective.s is None:
+            raise ConfigError(f"regime.loss: the CNN's grid spectrum is trained from labels, got {objective.kind!r} (valid: supervised)")
+        return nn.functional.binary_cross_entropy_with_logits(self.logits(x), grid_labels(objective.s, self.grid, self.label_width))
 
 
-class CovarianceLISTA(_AngleMethod):
+class CovarianceLISTA(IterativeMethod):
     r"""Unfolded: LISTA on the steering-vector dictionary of the covariance (on-grid sparse DoA).
 
     The off-diagonal entries of the normalised covariance (:func:`normalised_covariance`, upper
     triangle, real and imaginary parts stacked, which removes the noise :math:`\sigma^2 I`) are
-    :math:`r = \Phi p` with :math:`\Phi_{:,g}` those entries of :math:`a(\theta_g)a(\theta_g)^H` and
-    :math:`p \ge 0` the source powers on the grid (for non-coherent sources). LISTA
+    :math:`r = \Phi p` with :math:`\Phi_{:,g}` those entries of :math:`a(\theta_g)a(\theta_g)^H` (the
+    assumed array) and :math:`p \ge 0` the source powers on the grid (for non-coherent sources). LISTA
     (:class:`mbdl.algorithms.ista.LISTA`, per-layer :math:`W_t, S_t, \theta_t`) is initialised from
     ISTA on :math:`\tfrac12\|r - \Phi p\|^2 + \lambda\|p\|_1`; the DoAs are the ``M`` largest peaks
-    of :math:`\hat p`. Supervised loss: squared error to the model's normalised powers
-    :math:`\sigma_s^2 / (M\sigma_s^2 + 1)` spread as Gaussian bumps of ``label_width`` grid steps
-    around the true DoAs (:func:`grid_labels`; spikes at the nearest grid points first drove the
-    network to an all-zero output); unsupervised: the LASSO objective.
+    of :math:`\hat p`. Supervised loss: squared error to the normalised powers
+    :math:`\sigma_s^2 / (M\sigma_s^2 + 1)` of the assumed SNR, spread as Gaussian bumps of ``label_width``
+    grid steps around the true DoAs (:func:`grid_labels`; spikes at the nearest grid points first drove
+    the network to an all-zero output); unsupervised: the LASSO objective.
 
     Args:
-        task: the DoA task.
+        assumed: the assumed array model.
         iterations: LISTA layers.
         lam: LASSO weight ``λ`` of the initial ISTA.
         grid_deg: dictionary grid step in degrees.
@@ -241,54 +239,44 @@ class CovarianceLISTA(_AngleMethod):
         label_width: width of the target bumps in grid steps.
     """
 
-    def __init__(self, task: DoA, iterations: int = 10, lam: float = 0.05, grid_deg: float = 1.0, mode: Mode = "per_iteration", label_width: float = 1.0) -> None:
-        super().__init__(task, "music", grid_deg)
+    def __init__(self, assumed: ArrayModel, iterations: int = 10, lam: float = 0.05, grid_deg: float = 1.0, mode: Mode = "per_iteration", label_width: float = 1.0) -> None:
+        super().__init__(assumed)
         check_positive(iterations, "method.iterations", integer=True)
         check_positive(lam, "method.lam", strict=False)
+        check_positive(grid_deg, "method.grid_deg")
         check_positive(label_width, "method.label_width")
-        self.lam, self.label_width = lam, label_width
-        rows, cols = torch.triu_indices(task.sensors, task.sensors, offset=1)
+        self.sources, self.lam, self.label_width = assumed.sources, lam, label_width
+        self.register_buffer("grid", angle_grid(grid_deg), persistent=False)
+        rows, cols = torch.triu_indices(assumed.sensors, assumed.sensors, offset=1)
         self.register_buffer("rows", rows, persistent=False)
         self.register_buffer("cols", cols, persistent=False)
-        a = ula_steering(self.grid.double(), task.sensors).T  # (G, N)
+        a = assumed.array.steering(self.grid.double()).T  # (G, N)
         dictionary = self.offdiagonal(a[:, :, None] * a[:, None, :].conj()).T  # (2 N(N-1)/2, G)
         scale = torch.linalg.matrix_norm(dictionary, ord=2).item()  # Φ/‖Φ‖: unit ISTA step, O(1) LISTA weights
-        self.register_buffer("dictionary", (dictionary / scale).to(self.grid.dtype), persistent=False)
-        self.lista = LISTA(self.dictionary, iterations, lam, step=1.0, mode=mode)
-        self.target_power = scale * task.source_power / (task.sources * task.source_power + 1.0)
+        self.dictionary = Matrix((dictionary / scale).to(self.grid.dtype))
+        self.algorithm = LISTA(self.dictionary.H, iterations, lam, step=1.0, mode=mode)
+        self.target_power = scale * assumed.source_power / (assumed.sources * assumed.source_power + 1.0)
 
     def offdiagonal(self, R: Tensor) -> Tensor:
         """Real and imaginary parts of the upper off-diagonal entries: ``(batch, N, N)`` -> ``(batch, 2 N(N-1)/2)``."""
         entries = R[..., self.rows, self.cols]
         return torch.cat([entries.real, entries.imag], dim=-1)
 
-    def measurements(self, data: Batch) -> Tensor:
+    def algorithm_input(self, x: Tensor) -> Tensor:
         """``r`` ``(batch, 2 N(N-1)/2)``."""
-        return self.offdiagonal(normalised_covariance(data["x"])).to(self.grid.dtype)
+        return self.offdiagonal(normalised_covariance(x)).to(self.grid.dtype)
 
-    def powers(self, data: Batch) -> Iterator[Tensor]:
-        """Grid powers ``p̂`` ``(batch, G)`` after each layer."""
-        return self.lista.iterates(self.measurements(data))
+    def readout(self, p: Tensor) -> Tensor:
+        """The DoAs: the ``M`` highest peaks of the grid powers ``p̂`` ``(batch, G)``."""
+        return spectrum_peaks(p, self.sources, self.grid, refine=False, circular=True)
 
-    def iterates(self, data: Batch) -> Iterator[Tensor]:
-        for p in self.powers(data):
-            yield spectrum_peaks(p, self.sources, self.grid, refine=False, circular=True)
-
-    def forward(self, data: Batch) -> Tensor:
-        for angles in self.iterates(data):
-            pass
-        return angles
-
-    def loss(self, data: Batch, kind: str) -> Tensor:
+    def loss(self, x: Tensor, objective: Objective) -> Tensor:
         """Squared error to the grid powers (supervised) or the LASSO objective on ``r`` (unsupervised)."""
-        check_choice(kind, "regime.loss", ("supervised", "unsupervised"))
-        for p in self.powers(data):
-            pass
-        if kind == "supervised":
-            target = self.target_power * grid_labels(data["s"], self.grid, self.label_width)
+        p = self.final_iterate(x)
+        if objective.s is not None:
+            target = self.target_power * grid_labels(objective.s, self.grid, self.label_width)
             return (p - target).square().sum(-1).mean()
-        r = self.measurements(data)
-        return (0.5 * (r - p @ self.dictionary.T).square().sum(-1) + self.lam * p.abs().sum(-1)).mean()
+        return (least_squares(self.dictionary, p, self.algorithm_input(x)) + self.lam * p.abs().sum(-1)).mean()
 
 
 def lagged_autocorrelations(x: Tensor, lags: int) -> Tensor:
@@ -308,7 +296,7 @@ class SubspaceNet(_CovarianceMethod):
     ESPRIT); tested with ``algorithm`` (MUSIC, Root-MUSIC or ESPRIT).
 
     Args:
-        task: the DoA task.
+        assumed: the assumed array model.
         lags: ``τ``, the number of autocorrelation lags (``< T``).
         algorithm: test-time estimator.
         train_algorithm: differentiable estimator it is trained through.
@@ -319,7 +307,7 @@ class SubspaceNet(_CovarianceMethod):
 
     def __init__(
         self,
-        task: DoA,
+        assumed: ArrayModel,
         lags: int = 8,
         algorithm: str = "esprit",
         train_algorithm: str = "esprit",
@@ -328,18 +316,17 @@ class SubspaceNet(_CovarianceMethod):
         dropout: float = 0.2,
         grid_deg: float = 0.1,
     ) -> None:
-        super().__init__(task, algorithm, grid_deg)
+        super().__init__(assumed, algorithm, grid_deg)
         check_positive(lags, "method.lags", integer=True)
-        require(lags < task.snapshots, "method.lags", f"must be below task.snapshots={task.snapshots}, got {lags}")
+        require(lags < assumed.snapshots, "method.lags", f"must be below task.snapshots={assumed.snapshots}, got {lags}")
         check_choice(train_algorithm, "method.train_algorithm", DIFFERENTIABLE)
         check_positive(epsilon, "method.epsilon", strict=False)
-        require(task.sensors >= 4, "task.sensors", f"SubspaceNet's 2x2 convolutions need at least 4 sensors, got {task.sensors}")
+        require(assumed.sensors >= 4, "task.sensors", f"SubspaceNet's 2x2 convolutions need at least 4 sensors, got {assumed.sensors}")
         self.lags, self.train_algorithm, self.epsilon = lags, train_algorithm, epsilon
         self.net = SubspaceNetCNN(2 * lags, 2, width, dropout)
 
-    def covariance(self, data: Batch) -> Tensor:
+    def covariance(self, x: Tensor) -> Tensor:
         r""":math:`\tilde R = K K^H + \varepsilon I`, ``(batch, N, N)`` complex."""
-        x = data["x"]
         power = x.abs().square().mean(dim=(-2, -1))
         autocorrelations = lagged_autocorrelations(x, self.lags) / power[:, None, None, None]
         image = torch.cat([autocorrelations.real, autocorrelations.imag], dim=1).to(self.grid.dtype)

@@ -1,4 +1,5 @@
-"""Sparse recovery on the spectrum, all with the assumed ``H`` of the task.
+"""Linear inverse problems on the spectrum (sparse recovery, and any task whose assumed model is a
+:class:`~mbdl.tasks.inverse_problem.LinearInverseProblem`), all with the assumed operator.
 
 * model-based: ISTA, FISTA, ADMM on the LASSO with hand-set parameters (``mode="fixed"``);
 * learned optimizer: the same iterations with ``μ, λ`` (ISTA) or ``ρ, λ, μ`` (ADMM) shared by all
@@ -11,55 +12,31 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from functools import partial
-from itertools import islice
+from math import prod
 
 from torch import Tensor
 
 from mbdl.algorithms.admm import ADMM
 from mbdl.algorithms.fista import FISTA
 from mbdl.algorithms.ista import ALISTA, ISTA, LISTA, LISTACP
-from mbdl.algorithms.iterative import Iterative
-from mbdl.algorithms.parameters import Mode, inherit_at, parameters_at
+from mbdl.algorithms.parameters import Mode
 from mbdl.algorithms.proximal_gradient import NeuralProximalGradient
 from mbdl.config import check_choice, check_positive
-from mbdl.methods.base import Method, Stage
+from mbdl.methods.base import IterativeMethod, Method
 from mbdl.nets.mlp import MLP
 from mbdl.nets.prox import ProxCNN
-from mbdl.tasks.sparse_recovery import SparseRecovery
+from mbdl.tasks.inverse_problem import LinearInverseProblem
 
 ALGORITHMS = ("ista", "ista_ss", "fista", "admm", "lista", "lista_cp", "lista_cpss", "alista")
 
 
-class _Iterative(Method):
-    """A method that runs an iteration ``self.algorithm`` on ``data["x"]``, truncated to ``self.depth`` steps."""
-
-    algorithm: Iterative
-
-    def iterates(self, data: dict[str, Tensor]) -> Iterator[Tensor]:
-        return islice(self.algorithm.iterates(data["x"]), self.depth)
-
-    def forward(self, data: dict[str, Tensor]) -> Tensor:
-        for estimate in self.iterates(data):
-            pass
-        return estimate
-
-    def stages(self) -> list[Stage]:
-        """Layer-wise training: stage ``t`` trains the first ``t`` iterations, iteration ``t``'s parameters first."""
-        stages, trained = [], []
-        for t in range(self.algorithm.iterations):
-            new = parameters_at(self.algorithm, t)
-            trained = trained + new
-            stages.append(Stage(depth=t + 1, new=new, trained=trained, warm_start=partial(inherit_at, self.algorithm, t)))
-        return stages
-
-
-class IterativeSolver(_Iterative):
-    """One of :data:`ALGORITHMS` on the assumed ``H``; ``mode`` places it on the spectrum.
+class IterativeSolver(IterativeMethod):
+    """One of :data:`ALGORITHMS` on the assumed operator; ``mode`` places it on the spectrum.
 
     Args:
-        task: the sparse-recovery task.
+        assumed: the task's assumed linear inverse problem.
         algorithm: ``ista``, ``fista``, ``admm`` (LASSO solvers), ``ista_ss`` (ISTA with LISTA-CPSS support
             selection), ``lista``, ``lista_cp``, ``lista_cpss`` (learned weight matrices) or ``alista`` (the
             analytic weight of ALISTA with support selection; learned step and threshold).
@@ -75,7 +52,7 @@ class IterativeSolver(_Iterative):
 
     def __init__(
         self,
-        task: SparseRecovery,
+        assumed: LinearInverseProblem,
         algorithm: str = "ista",
         iterations: int = 100,
         mode: Mode = "fixed",
@@ -86,7 +63,7 @@ class IterativeSolver(_Iterative):
         support_step: float = 1.2,
         support_max: float = 13.0,
     ) -> None:
-        super().__init__(task)
+        super().__init__(assumed)
         check_choice(algorithm, "method.algorithm", ALGORITHMS)
         check_positive(iterations, "method.iterations", integer=True)
         check_positive(lam, "method.lam", strict=False)
@@ -96,7 +73,7 @@ class IterativeSolver(_Iterative):
             check_positive(step, "method.step")
         check_positive(support_step, "method.support_step", strict=False)
         check_positive(support_max, "method.support_max", strict=False)
-        H = task.H_assumed
+        H = assumed.operator.H
         build = {
             "ista": partial(ISTA, step=step),
             "ista_ss": partial(ISTA, step=step, support_step=support_step, support_max=support_max),
@@ -110,11 +87,11 @@ class IterativeSolver(_Iterative):
         self.algorithm = build(H, iterations, lam, mode=mode)
 
 
-class NeuralProximalSolver(_Iterative):
-    """Neural proximal gradient on the assumed ``H``: learned steps and a learned residual-CNN prox.
+class NeuralProximalSolver(IterativeMethod):
+    """Neural proximal gradient on the assumed operator: learned steps and a learned residual-CNN prox.
 
     Args:
-        task: the sparse-recovery task.
+        assumed: the task's assumed linear inverse problem.
         iterations: iterations (layers).
         tied: one prox network and step for all iterations (``False``: one per iteration).
         step: initial step ``μ``; ``None``: ``1/‖H‖²``.
@@ -123,7 +100,7 @@ class NeuralProximalSolver(_Iterative):
 
     def __init__(
         self,
-        task: SparseRecovery,
+        assumed: LinearInverseProblem,
         iterations: int = 5,
         tied: bool = False,
         step: float | None = None,
@@ -131,25 +108,26 @@ class NeuralProximalSolver(_Iterative):
         layers: int = 3,
         kernel_size: int = 3,
     ) -> None:
-        super().__init__(task)
+        super().__init__(assumed)
         check_positive(iterations, "method.iterations", integer=True)
         ProxCNN(channels, layers, kernel_size)  # validates the options once, before building T copies
         prox = partial(ProxCNN, channels, layers, kernel_size)
-        self.algorithm = NeuralProximalGradient(task.H_assumed, iterations, prox, tied, step)
+        self.algorithm = NeuralProximalGradient(assumed.operator.H, iterations, prox, tied, step)
 
 
 class MLPSolver(Method):
-    """Black box: an MLP from the measurements ``x`` ``(batch, n)`` to ``s`` ``(batch, m)``.
+    """Black box: an MLP from the flattened measurements ``x`` ``(batch, *out_shape)`` to ``s`` ``(batch, *in_shape)``.
 
     Args:
-        task: the sparse-recovery task (gives the sizes only).
+        assumed: the task's assumed linear inverse problem (gives the sizes only).
         hidden: widths of the hidden layers.
         activation: ``relu``, ``gelu`` or ``tanh``.
     """
 
-    def __init__(self, task: SparseRecovery, hidden: Sequence[int] = (500, 500), activation: str = "relu") -> None:
-        super().__init__(task)
-        self.net = MLP(task.n, task.m, hidden, activation)
+    def __init__(self, assumed: LinearInverseProblem, hidden: Sequence[int] = (500, 500), activation: str = "relu") -> None:
+        super().__init__(assumed)
+        self.in_shape = assumed.operator.in_shape
+        self.net = MLP(prod(assumed.operator.out_shape), prod(self.in_shape), hidden, activation)
 
-    def forward(self, data: dict[str, Tensor]) -> Tensor:
-        return self.net(data["x"])
+    def forward(self, x: Tensor) -> Tensor:
+        return self.net(x.flatten(1)).unflatten(1, self.in_shape)

@@ -1,7 +1,8 @@
 """Tracking on the spectrum: KF/EKF, GRU/LSTM, learned-noise KF, unfolded KF, KalmanNet.
 
-Every method filters ``data["x"]`` ``(b, T, m)`` into ``(b, T, n)`` with the model the task tells
-it (``task.assumed``); the filters reuse :mod:`mbdl.algorithms.kalman`.
+Every method filters the measurements ``x`` ``(b, T, m)`` into ``(b, T, n)`` with the model the task
+tells it (``task.assumed``, a :class:`~mbdl.tasks.state_space.GaussianStateSpace`); the filters reuse
+:mod:`mbdl.algorithms.kalman`.
 """
 
 from __future__ import annotations
@@ -14,34 +15,32 @@ from mbdl.algorithms.parameters import IterationParameter, Mode
 from mbdl.config import check_positive, require
 from mbdl.methods.base import Method
 from mbdl.nets.recurrent import KalmanGainNet, RecurrentNet, seeded
-from mbdl.tasks.base import Batch
-from mbdl.tasks.state_space import LinearGaussian
-from mbdl.tasks.tracking import Tracking
+from mbdl.tasks.state_space import GaussianStateSpace, LinearGaussian
 
 
 class KalmanFilter(Method):
     """The KF (linear model) or EKF (Lorenz; closed-form Jacobians) with the assumed model; nothing is trained."""
 
-    def forward(self, data: Batch) -> Tensor:
-        return self.task.assumed.filter(data["x"]).s
+    def forward(self, x: Tensor) -> Tensor:
+        return self.assumed.filter(x).s
 
 
 class RecurrentEstimator(Method):
     """Black box: a GRU/LSTM over the measurements, ``ŝ_t = W [h_t; x_t] + c`` (the model only simulates the data).
 
     Args:
-        task: the tracking task.
+        assumed: the assumed state-space model (gives the sizes only).
         cell: ``"gru"`` or ``"lstm"``.
         hidden_size, layers: width and depth of the recurrent network.
-        init_seed: seed of the weight initialisation (the configs fix it, so that a run is reproducible); ``None``: the global generator.
+        init_seed: seed of the weight initialisation; ``None``: the run's seed.
     """
 
-    def __init__(self, task: Tracking, cell: str = "gru", hidden_size: int = 64, layers: int = 2, init_seed: int | None = None) -> None:
-        super().__init__(task)
-        self.net = seeded(init_seed, lambda: RecurrentNet(task.model.m, task.model.n, hidden_size, layers, cell))
+    def __init__(self, assumed: GaussianStateSpace, cell: str = "gru", hidden_size: int = 64, layers: int = 2, init_seed: int | None = None) -> None:
+        super().__init__(assumed)
+        self.net = seeded(init_seed, lambda: RecurrentNet(assumed.m, assumed.n, hidden_size, layers, cell))
 
-    def forward(self, data: Batch) -> Tensor:
-        return self.net(data["x"])
+    def forward(self, x: Tensor) -> Tensor:
+        return self.net(x)
 
 
 class LearnedNoiseKF(Method):
@@ -50,32 +49,31 @@ class LearnedNoiseKF(Method):
     by construction) and initialised at the assumed model.
 
     Args:
-        task: the tracking task.
+        assumed: the assumed state-space model.
         learn_Q, learn_R: train ``Q`` / ``R`` (otherwise the assumed ones are kept).
         learn_F: also train ``F`` (linear models only), initialised at the assumed ``F``.
     """
 
-    def __init__(self, task: Tracking, learn_Q: bool = True, learn_R: bool = True, learn_F: bool = False) -> None:
-        super().__init__(task)
-        model = task.assumed
+    def __init__(self, assumed: GaussianStateSpace, learn_Q: bool = True, learn_R: bool = True, learn_F: bool = False) -> None:
+        super().__init__(assumed)
+        model = assumed
         require(not learn_F or isinstance(model, LinearGaussian), "method.learn_F", "needs a linear model (F is a matrix)")
         require(learn_Q or learn_R or learn_F, "method.learn_Q", "nothing to learn: set learn_Q, learn_R or learn_F")
         self.Q = CholeskyCovariance(model.Q, trainable=learn_Q)
         self.R = CholeskyCovariance(model.R, trainable=learn_R)
         self.F = torch.nn.Parameter(model.F.clone()) if learn_F else None
 
-    def forward(self, data: Batch) -> Tensor:
-        x = data["x"]
-        model = self.task.assumed.to(x)
+    def forward(self, x: Tensor) -> Tensor:
+        model = self.assumed.to(x)
         f, jacobian_f = linear(self.F) if self.F is not None else (model.f, model.jacobian_f)
         Q, R = self.Q().to(x), self.R().to(x)
         return extended_kalman_filter(x, f, model.h, jacobian_f, model.jacobian_h, Q, R, model.s0, model.P0).s
 
 
-def nominal_riccati_gains(task: Tracking, steps: int) -> Tensor:
+def nominal_riccati_gains(assumed: GaussianStateSpace, steps: int) -> Tensor:
     """Riccati gains ``(steps, n, m)`` of the assumed model, linearised along the noise-free trajectory from ``s0``
     (for a linear model: exactly the KF's gains)."""
-    model = task.assumed.to(torch.zeros((), dtype=torch.float64))
+    model = assumed.to(torch.zeros((), dtype=torch.float64))
     s, jacobians = model.s0[None], []
     for _ in range(steps):
         jacobians.append(model.jacobian_f(s).expand(1, model.n, model.n)[0])
@@ -91,25 +89,24 @@ class UnfoldedKF(Method):
     Steps beyond ``iterations`` reuse the last gain (the steady-state gain of a linear model).
 
     Args:
-        task: the tracking task.
-        iterations: number of unfolded steps with their own gain (``null``: the task's ``steps``).
+        assumed: the assumed state-space model.
+        iterations: number of unfolded steps with their own gain (the config's default: the task's ``steps``).
         mode: ``"per_iteration"`` (one gain per step) or ``"shared"`` (one gain, initialised at the last Riccati gain).
     """
 
-    def __init__(self, task: Tracking, iterations: int | None = None, mode: Mode = "per_iteration") -> None:
-        super().__init__(task)
-        self.iterations = task.steps if iterations is None else iterations
-        check_positive(self.iterations, "method.iterations", integer=True)
-        gains = nominal_riccati_gains(task, self.iterations)
+    def __init__(self, assumed: GaussianStateSpace, iterations: int = 100, mode: Mode = "per_iteration") -> None:
+        super().__init__(assumed)
+        check_positive(iterations, "method.iterations", integer=True)
+        self.iterations = iterations
+        gains = nominal_riccati_gains(assumed, iterations)
         self.gain = IterationParameter(gains[-1], self.iterations, mode, "method.mode")
         if mode == "per_iteration":
             with torch.no_grad():
                 for t, K in enumerate(gains):
                     self.gain[t].copy_(K)
 
-    def forward(self, data: Batch) -> Tensor:
-        x = data["x"]
-        model = self.task.assumed.to(x)
+    def forward(self, x: Tensor) -> Tensor:
+        model = self.assumed.to(x)
         last = self.iterations - 1
         return gain_filter(x, model.f, model.h, lambda t, *_: self.gain[min(t, last)], model.s0)
 
@@ -119,24 +116,23 @@ class KalmanNet(Method):
     :class:`~mbdl.nets.recurrent.KalmanGainNet` fed with the features F1-F4.
 
     Args:
-        task: the tracking task.
+        assumed: the assumed state-space model.
         in_mult, out_mult: width multipliers of the gain network (KalmanNet: 5 and 40).
         grad_clip: each parameter's gradient is rescaled to at most this L2 norm during training
             (KalmanNet's users report exploding gradients); ``null`` disables it.
-        init_seed: seed of the weight initialisation (the configs fix it, so that a run is reproducible); ``None``: the global generator.
+        init_seed: seed of the weight initialisation; ``None``: the run's seed.
     """
 
-    def __init__(self, task: Tracking, in_mult: int = 5, out_mult: int = 40, grad_clip: float | None = 1.0, init_seed: int | None = None) -> None:
-        super().__init__(task)
-        self.net = seeded(init_seed, lambda: KalmanGainNet(task.model.n, task.model.m, in_mult, out_mult))
+    def __init__(self, assumed: GaussianStateSpace, in_mult: int = 5, out_mult: int = 40, grad_clip: float | None = 1.0, init_seed: int | None = None) -> None:
+        super().__init__(assumed)
+        self.net = seeded(init_seed, lambda: KalmanGainNet(assumed.n, assumed.m, in_mult, out_mult))
         if grad_clip is not None:
             check_positive(grad_clip, "method.grad_clip")
             for parameter in self.net.parameters():
                 parameter.register_hook(lambda g: g * (grad_clip / (g.norm() + 1e-12)).clamp(max=1.0))
 
-    def forward(self, data: Batch) -> Tensor:
-        x = data["x"]
-        model = self.task.assumed.to(x)
+    def forward(self, x: Tensor) -> Tensor:
+        model = self.assumed.to(x)
         b = x.shape[0]
         self.net.reset(b, x)
         start = model.s0.expand(b, -1)

@@ -10,6 +10,9 @@ The methods are given :math:`\tilde H = H + \epsilon E`, :math:`E_{ij} \sim \mat
 (``mismatch`` :math:`\epsilon`: the relative perturbation of each unit-norm column). This is the
 running example of Shlezinger & Eldar, *Model-Based Deep Learning* (2023), Ex. 5.4-5.6.
 
+The methods are told :class:`~mbdl.tasks.inverse_problem.LinearInverseProblem` (the operator :math:`\tilde H`
+and, with a fixed noise level, :math:`\sigma`).
+
 Metric: NMSE in dB, :math:`10\log_{10}\big(\sum_i\|\hat s_i - s_i\|^2 / \sum_i \|s_i\|^2\big)`,
 and support-recovery F1. Bound: least squares with an oracle that knows the support
 :math:`S_i` of each sample, whose error is :math:`\sigma^2\,\mathrm{tr}((H_S^\top H_S)^{-1})`.
@@ -24,7 +27,9 @@ import torch
 from torch import Tensor
 
 from mbdl.config import check_choice, check_positive, require
-from mbdl.tasks.base import Batch, Task
+from mbdl.operators import Matrix
+from mbdl.tasks.base import Batch, Metric, Reference, Task, decibels
+from mbdl.tasks.inverse_problem import UNSUPERVISED_LOSSES, LinearInverseProblem
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -32,7 +37,6 @@ if TYPE_CHECKING:
 OPERATORS = ("gaussian", "convolution")
 SPARSITY = ("exact", "bernoulli")
 SPIKES = ("gaussian", "uniform", "sign")
-UNSUPERVISED_LOSSES = ("consistency", "lasso")
 
 
 def unit_columns(H: Tensor) -> Tensor:
@@ -68,7 +72,7 @@ def draw_spikes(shape: tuple[int, int], kind: str, std: float, generator: torch.
 def nmse_db(estimate: Tensor, truth: Tensor) -> float:
     r""":math:`10\log_{10}(\sum\|\hat s - s\|^2 / \sum\|s\|^2)` over all samples, in dB."""
     err = (estimate - truth).double().square().sum()
-    return 10.0 * math.log10(err.item() / truth.double().square().sum().item())
+    return decibels(err.item() / truth.double().square().sum().item())
 
 
 def support_f1(estimate: Tensor, truth: Tensor, threshold: float) -> float:
@@ -114,7 +118,8 @@ class SparseRecovery(Task):
         spikes: distribution of the non-zero entries, one of :data:`SPIKES`.
         spike_std: their standard deviation.
         noise_std: standard deviation of the measurement noise ``w`` (``>= 0``), unless ``snr_db`` is set.
-        snr_db: per-sample SNR in dB: noise std ``std(H s_i)·10^(-snr_db/20)`` (``None``: use ``noise_std``).
+        snr_db: per-sample SNR in dB, ``20 log10(std(H s_i)/σ_i)``: noise std ``std(H s_i)·10^(-snr_db/20)``
+            (``None``: use ``noise_std``). The sweep axis ``task.snr_db`` of every task.
         operator: how ``H`` is made; one of :data:`OPERATORS`.
         psf_width: std of the point-spread function in fine-grid samples (``convolution``).
         mismatch: ``ε``, relative perturbation of the ``H`` the methods are given (0: the true one).
@@ -125,6 +130,7 @@ class SparseRecovery(Task):
         n_train, n_val, n_test: default data-set sizes.
     """
 
+    metrics = {"nmse_db": Metric("NMSE", "dB"), "support_f1": Metric("support F1", higher_is_better=True)}
     primary_metric = "nmse_db"
 
     def __init__(
@@ -173,8 +179,9 @@ class SparseRecovery(Task):
         generator = torch.Generator().manual_seed(model_seed)
         self.H = gaussian_operator(n, m, generator) if operator == "gaussian" else convolution_operator(n, m, psf_width)
         perturbation = torch.randn(n, m, generator=generator, dtype=torch.float64) / math.sqrt(n)
-        #: the operator the methods are told: the true one plus ``mismatch`` times a random perturbation.
-        self.H_assumed = (self.H.double() + mismatch * perturbation).to(self.H.dtype)
+        H_assumed = (self.H.double() + mismatch * perturbation).to(self.H.dtype)
+        #: the methods are told the true ``H`` plus ``mismatch`` times a random perturbation, and a fixed noise std.
+        self.assumed = LinearInverseProblem(Matrix(H_assumed), None if snr_db is not None else float(noise_std))
 
     def simulate(self, n: int, generator: torch.Generator) -> Batch:
         """``n`` samples: ``x`` ``(n, self.n)``, ``s`` ``(n, m)``, ``noise_std`` ``(n,)``."""
@@ -201,21 +208,16 @@ class SparseRecovery(Task):
             "support_f1": support_f1(estimate, s, self.support_threshold),
         }
 
-    def bound(self, data: Batch) -> dict[str, float]:
-        """NMSE (dB) of oracle least squares on the true support with the true ``H``."""
+    def references(self, data: Batch) -> dict[str, Reference]:
+        """NMSE (dB) of oracle least squares on the true support with the true ``H``: a bound."""
         s = data["s"]
         error = oracle_ls_error(self.H, s != 0, data["noise_std"].square()).sum().item()
-        if error == 0.0:
-            return {"nmse_db": -math.inf}
-        return {"nmse_db": 10.0 * math.log10(error / s.double().square().sum().item())}
+        nmse = decibels(error / s.double().square().sum().item())
+        return {"nmse_db": Reference(nmse, "oracle least squares on the true support", is_bound=True)}
 
-    def unsupervised_loss(self, estimate: Tensor, data: Batch) -> Tensor:
-        r"""With the assumed :math:`\tilde H`: measurement consistency :math:`\frac1n\|x - \tilde H\hat s\|^2`, or
-        the LASSO objective :math:`\tfrac12\|x - \tilde H\hat s\|^2 + \lambda\|\hat s\|_1` (means over the batch)."""
-        residual = data["x"] - estimate @ self.H_assumed.T.to(estimate)
-        if self.unsupervised_kind == "consistency":
-            return residual.square().mean()
-        return (0.5 * residual.square().sum(dim=1) + self.lasso_lam * estimate.abs().sum(dim=1)).mean()
+    def unsupervised_loss(self, estimate: Tensor, x: Tensor) -> Tensor:
+        """``task.unsupervised_loss`` (consistency or LASSO, see :meth:`LinearInverseProblem.unsupervised_loss`) with the assumed ``H``."""
+        return self.assumed.unsupervised_loss(estimate, x, self.unsupervised_kind, self.lasso_lam)
 
     def figure(self, estimate: Tensor, data: Batch) -> Figure:
         """Estimate against truth for the first three test samples."""

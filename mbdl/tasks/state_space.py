@@ -197,20 +197,31 @@ class Lorenz(GaussianStateSpace):
         return {"taylor_order": taylor_order}
 
 
+def _finite(value: float, option: str) -> float:
+    """``value`` when it is a finite number, else a :class:`~mbdl.config.ConfigError` naming ``option``."""
+    require(isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value), option, f"must be a finite number, got {value!r}")
+    return float(value)
+
+
 def _dtype() -> torch.dtype:
     return torch.get_default_dtype()
 
 
-def _noise_variances(nu_db: float, inv_r2_db: float) -> tuple[float, float]:
-    """KalmanNet's parametrisation: ``1/r² = 10^(inv_r2_db/10)``, ``q² = ν r²`` with ``ν = 10^(nu_db/10)``."""
-    r2 = 10.0 ** (-inv_r2_db / 10.0)
+def _noise_variances(nu_db: float, snr_db: float) -> tuple[float, float]:
+    """KalmanNet's parametrisation: ``1/r² = 10^(snr_db/10)``, ``q² = ν r²`` with ``ν = 10^(nu_db/10)``."""
+    r2 = 10.0 ** (-snr_db / 10.0)
     return 10.0 ** (nu_db / 10.0) * r2, r2
 
 
-def kinematics_1d(dt: float = 0.1, sigma_v: float = 0.5, sigma_w: float = 2.0, s0: tuple[float, float] = (0.0, 1.0)) -> LinearGaussian:
+def kinematics_1d(
+    dt: float = 0.1, sigma_v: float = 0.5, sigma_w: float = 2.0, s0: tuple[float, float] = (0.0, 1.0), snr_db: float | None = None
+) -> LinearGaussian:
     r"""Position and velocity under white acceleration (MBDL book Ex. 5.2): :math:`F = \begin{pmatrix}1 & \Delta t\\ 0 & 1\end{pmatrix}`,
     :math:`Q = \sigma_v^2 \begin{pmatrix}\Delta t^4/4 & \Delta t^3/2\\ \Delta t^3/2 & \Delta t^2\end{pmatrix}`, :math:`H = (1\ 0)`,
-    :math:`R = \sigma_w^2`, known start ``s0`` (``P0 = 0``)."""
+    :math:`R = \sigma_w^2`, known start ``s0`` (``P0 = 0``). ``snr_db`` (``task.snr_db``), when given, sets
+    :math:`1/\sigma_w^2 = 10^{\mathrm{SNR}/10}` in place of ``sigma_w``."""
+    if snr_db is not None:
+        sigma_w = 10.0 ** (-_finite(snr_db, "task.snr_db") / 20.0)
     check_positive(dt, "task.model.dt")
     check_positive(sigma_v, "task.model.sigma_v", strict=False)
     check_positive(sigma_w, "task.model.sigma_w")
@@ -222,11 +233,11 @@ def kinematics_1d(dt: float = 0.1, sigma_v: float = 0.5, sigma_w: float = 2.0, s
     return LinearGaussian(H, Q, torch.tensor([[sigma_w**2]], dtype=d), torch.tensor(s0, dtype=d), torch.zeros(2, 2, dtype=d), (0,), F)
 
 
-def canonical(n: int = 2, nu_db: float = -20.0, inv_r2_db: float = 0.0) -> LinearGaussian:
+def canonical(n: int = 2, nu_db: float = -20.0, snr_db: float = 0.0) -> LinearGaussian:
     """KalmanNet's canonical model: ``F = I`` with a first row of ones, ``H = I``, ``Q = q² I``, ``R = r² I``,
-    ``s0 = 0`` known (``P0 = 0``); ``ν = q²/r²`` and ``1/r²`` in dB."""
+    ``s0 = 0`` known (``P0 = 0``); ``ν = q²/r²`` in dB and ``snr_db`` = ``1/r²`` in dB (``task.snr_db``)."""
     check_positive(n, "task.model.n", integer=True)
-    q2, r2 = _noise_variances(nu_db, inv_r2_db)
+    q2, r2 = _noise_variances(_finite(nu_db, "task.model.nu_db"), _finite(snr_db, "task.snr_db"))
     d = _dtype()
     F = torch.eye(n, dtype=d)
     F[0] = 1.0
@@ -238,16 +249,16 @@ def lorenz(
     dt: float = 0.02,
     taylor_order: int = 5,
     nu_db: float = -20.0,
-    inv_r2_db: float = 0.0,
+    snr_db: float = 0.0,
     observation_rotation_deg: float = 0.0,
     s0: tuple[float, float, float] = (1.0, 1.0, 1.0),
 ) -> Lorenz:
-    """KalmanNet's Lorenz attractor: ``Q = q² I``, ``R = r² I``, ``H`` the identity rotated by
-    ``observation_rotation_deg`` in the (s_1, s_2) plane, known start ``s0``; position = the whole state."""
+    """KalmanNet's Lorenz attractor: ``Q = q² I``, ``R = r² I`` (``ν = q²/r²`` and ``snr_db`` = ``1/r²`` in dB), ``H``
+    the identity rotated by ``observation_rotation_deg`` in the (s_1, s_2) plane, known start ``s0``; position = the whole state."""
     check_positive(dt, "task.model.dt")
     check_positive(taylor_order, "task.model.taylor_order", integer=True)
     require(len(s0) == 3, "task.model.s0", f"must have 3 entries, got {list(s0)}")
-    q2, r2 = _noise_variances(nu_db, inv_r2_db)
+    q2, r2 = _noise_variances(_finite(nu_db, "task.model.nu_db"), _finite(snr_db, "task.snr_db"))
     d = _dtype()
     eye = torch.eye(3, dtype=d)
     H = plane_rotation(3, observation_rotation_deg).to(d)

@@ -10,21 +10,21 @@ the model's known start). Metrics: MSE in dB over all trajectories, steps and st
 (``mse_db``, as KalmanNet reports it), over the position entries (``position_mse_db``) and the
 position MSE in linear units (``position_mse``, as the MBDL book reports it). Bound: the same
 metrics of the KF with the *true* model (the MMSE for linear-Gaussian models); for the nonlinear
-Lorenz model the EKF with the true model, a reference that is not a bound.
+Lorenz model the EKF with the true model, a reference that is not a bound. The sweep axis
+``task.snr_db`` is :math:`10\log_{10}(1/r^2)` (KalmanNet's convention) for every preset.
 """
 
 from __future__ import annotations
 
-import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import Tensor
 
 from mbdl.config import check_positive
-from mbdl.tasks.base import Batch, Task
-from mbdl.tasks.state_space import GaussianStateSpace
+from mbdl.tasks.base import Batch, Metric, Reference, Task, decibels
+from mbdl.tasks.state_space import GaussianStateSpace, LinearGaussian
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -32,25 +32,29 @@ if TYPE_CHECKING:
 
 def mse_db(estimate: Tensor, truth: Tensor) -> float:
     """:math:`10\\log_{10}` of the mean squared error over every entry."""
-    return 10.0 * math.log10((estimate.double() - truth.double()).square().mean().item())
+    return decibels((estimate.double() - truth.double()).square().mean().item())
 
 
 class Tracking(Task):
     """Filtering on a state-space model, with a configurable mismatch of the assumed model.
 
     Args:
-        model: the true model (a preset, built by Hydra from ``configs/task/model/<preset>.yaml``).
+        model: the true model's factory (a preset, ``configs/task/model/<preset>.yaml``), called with ``snr_db``.
+        snr_db: the measurement SNR :math:`10\log_{10}(1/r^2)` in dB with :math:`R = r^2 I` (KalmanNet's "1/r²"; the
+            sweep axis ``task.snr_db`` of every task); ``None``: the preset's own noise (``kinematics_1d``: ``sigma_w``).
         steps: trajectory length ``T``.
         mismatch: keyword arguments of :meth:`GaussianStateSpace.mismatched` (``F_rotation_deg``,
             ``H_rotation_deg``, ``Q_scale``, ``R_scale``, ``Q_identity``, ``taylor_order``).
         n_train, n_val, n_test: default numbers of trajectories.
     """
 
+    metrics = {"mse_db": Metric("MSE", "dB"), "position_mse_db": Metric("position MSE", "dB"), "position_mse": Metric("position MSE")}
     primary_metric = "mse_db"
 
     def __init__(
         self,
-        model: GaussianStateSpace,
+        model: Callable[..., GaussianStateSpace],
+        snr_db: float | None = None,
         steps: int = 100,
         mismatch: Mapping[str, Any] | None = None,
         n_train: int = 1000,
@@ -58,10 +62,12 @@ class Tracking(Task):
         n_test: int = 200,
     ) -> None:
         check_positive(steps, "task.steps", integer=True)
-        self.model, self.steps = model, steps
+        #: the true model.
+        self.model = model() if snr_db is None else model(snr_db=snr_db)
+        self.steps = steps
         self.set_sizes(n_train, n_val, n_test)
         #: the model the methods are told.
-        self.assumed = model.mismatched(**dict(mismatch or {}))
+        self.assumed = self.model.mismatched(**dict(mismatch or {}))
 
     def simulate(self, n: int, generator: torch.Generator) -> Batch:
         """``n`` trajectories: ``x`` ``(n, T, m)``, ``s`` ``(n, T, n_state)`` in the default dtype."""
@@ -73,20 +79,24 @@ class Tracking(Task):
         """``mse_db`` (full state), ``position_mse_db`` and ``position_mse`` of ``estimate`` ``(b, T, n)``."""
         s, position = data["s"], list(self.model.position)
         position_mse = (estimate[..., position].double() - s[..., position].double()).square().mean().item()
-        return {"mse_db": mse_db(estimate, s), "position_mse_db": 10.0 * math.log10(position_mse), "position_mse": position_mse}
+        return {"mse_db": mse_db(estimate, s), "position_mse_db": decibels(position_mse), "position_mse": position_mse}
 
-    def bound(self, data: Batch) -> dict[str, float]:
-        """The metrics of the KF (EKF for Lorenz: a reference, not a bound) with the true model, in float64."""
-        return self.evaluate(self.model.filter(data["x"].double()).s, data)
+    def references(self, data: Batch) -> dict[str, Reference]:
+        """The metrics of the KF with the true model, in float64: the MMSE, a bound, for a linear-Gaussian model;
+        for a nonlinear one (Lorenz) the EKF with the true model, a reference."""
+        linear = isinstance(self.model, LinearGaussian)
+        name = "Kalman filter with the true model (MMSE)" if linear else "extended Kalman filter with the true model"
+        metrics = self.evaluate(self.model.filter(data["x"].double()).s, data)
+        return {key: Reference(value, name, is_bound=linear) for key, value in metrics.items()}
 
-    def unsupervised_loss(self, estimate: Tensor, data: Batch) -> Tensor:
+    def unsupervised_loss(self, estimate: Tensor, x: Tensor) -> Tensor:
         r"""Observation prediction :math:`\frac{1}{TM}\sum_t \|x_t - h(f(\hat s_{t-1}))\|^2` with the assumed model
         (:math:`\hat s_0 = s_0`): KalmanNet's unsupervised loss, which needs no state labels."""
         model = self.assumed.to(estimate)
         b, T, n = estimate.shape
         previous = torch.cat([model.s0.expand(b, 1, n), estimate[:, :-1]], dim=1).reshape(b * T, n)
         predicted = model.h(model.f(previous)).reshape(b, T, -1)
-        return (data["x"].to(estimate) - predicted).square().mean()
+        return (x.to(estimate) - predicted).square().mean()
 
     def figure(self, estimate: Tensor, data: Batch) -> Figure:
         """Each state entry of the first test trajectory against time: truth, estimate, true-model KF."""

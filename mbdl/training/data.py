@@ -11,6 +11,9 @@ from torch.utils.data import DataLoader, Dataset, IterableDataset
 from mbdl.config import check_positive
 from mbdl.tasks.base import Batch, Task
 
+#: samples per validation/test batch (and per training batch of a method that is not trained).
+EVAL_BATCH_SIZE = 1024
+
 #: offsets of the per-split seeds, so that the test set does not depend on ``n_train``.
 SPLIT_SEEDS = {"train": 0, "val": 1, "test": 2}
 
@@ -67,7 +70,7 @@ class SimulatedData(L.LightningDataModule):
             data budget; an epoch is then ``n_train`` new samples, in whole batches).
     """
 
-    def __init__(self, task: Task, seed: int, batch_size: int, n_train: int | None = None, eval_batch_size: int = 1024, fresh: bool = False) -> None:
+    def __init__(self, task: Task, seed: int, batch_size: int, n_train: int | None = None, eval_batch_size: int = EVAL_BATCH_SIZE, fresh: bool = False) -> None:
         super().__init__()
         check_positive(batch_size, "method.optim.batch_size", integer=True)
         if n_train is not None:
@@ -85,17 +88,18 @@ class SimulatedData(L.LightningDataModule):
             self.splits[name] = self.task.simulate(self.sizes[name], split_generator(self.seed, name))
         return self.splits[name]
 
-    def _loader(self, name: str, batch_size: int, shuffle: bool) -> DataLoader:
-        return DataLoader(BatchDataset(self.split(name)), batch_size=batch_size, shuffle=shuffle, collate_fn=_as_is)
+    def loader(self, name: str, batch_size: int | None = None, shuffle: bool = False) -> DataLoader:
+        """Batches of split ``name`` (``batch_size=None``: the evaluation batch size)."""
+        return DataLoader(BatchDataset(self.split(name)), batch_size=batch_size or self.eval_batch_size, shuffle=shuffle, collate_fn=_as_is)
 
     def train_dataloader(self) -> DataLoader:
         if self.fresh:
             batches = max(self.sizes["train"] // self.batch_size, 1)
             return DataLoader(FreshBatches(self.task, batches, self.batch_size, self._fresh_generator), batch_size=None)
-        return self._loader("train", self.batch_size, shuffle=True)
+        return self.loader("train", self.batch_size, shuffle=True)
 
     def val_dataloader(self) -> DataLoader:
-        return self._loader("val", self.eval_batch_size, shuffle=False)
+        return self.loader("val")
 
     def test_dataloader(self) -> DataLoader:
-        return self._loader("test", self.eval_batch_size, shuffle=False)
+        return self.loader("test")

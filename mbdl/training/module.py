@@ -1,92 +1,92 @@
-"""The one LightningModule that trains and tests every (task, method, regime)."""
+"""The one LightningModule that trains and evaluates every (task, method, regime)."""
 
 from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable
+from functools import partial
+from typing import Any
 
 import lightning as L
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
-from mbdl.config import check_choice, check_positive
-from mbdl.methods.base import Method
-from mbdl.tasks.base import Batch
+from mbdl.config import check_choice
+from mbdl.methods.base import LOSSES, IterativeMethod, Method, Objective, Phase
+from mbdl.tasks.base import Batch, Task
 
-SCHEDULERS = ("none", "cosine")
-
-
-@dataclass(frozen=True)
-class Phase:
-    """One call to ``fit``: train ``parameters`` at learning rate ``lr`` with the method run to ``depth`` iterations,
-    after calling ``warm_start`` (if given) to initialise them."""
-
-    depth: int | None
-    parameters: list[nn.Parameter]
-    lr: float
-    warm_start: Callable[[], None] | None = None
+OptimizerFactory = Callable[..., torch.optim.Optimizer]
+"""``factory(parameters, lr=...)``: an optimizer (``method.optim.optimizer``, a ``_partial_`` config)."""
+SchedulerFactory = Callable[[torch.optim.Optimizer], Any]
+"""``factory(optimizer)``: a learning-rate scheduler stepped once per epoch (``method.optim.scheduler``)."""
 
 
-def training_phases(method: Method, lr: float, lr_decay: Sequence[float] | None = None, warm_start: bool = False) -> list[Phase]:
-    """All trained parameters at ``lr``; or, layer-wise (``lr_decay`` given, e.g. ``[0.2, 0.02]``), for every
-    :meth:`Method.stages` stage its new parameters at ``lr``, then all its parameters at ``lr·d`` for each ``d``.
-    With ``warm_start``, a stage's new parameters start from the previous stage's trained values."""
-    if lr_decay is None:
-        return [Phase(None, [p for p in method.parameters() if p.requires_grad], lr)]
-    for d in lr_decay:
-        check_positive(d, "regime.lr_decay")
-    phases = []
-    for stage in method.stages():
-        if stage.new:
-            phases.append(Phase(stage.depth, stage.new, lr, stage.warm_start if warm_start else None))
-        phases += [Phase(stage.depth, stage.trained, lr * d) for d in lr_decay if stage.trained]
-    return phases
+def regime_objective(task: Task, data: Batch, loss: str) -> Objective:
+    """The objective of a batch under the regime's ``loss``: the task's supervised loss with the labels, or its
+    unsupervised loss of the measurements (and no labels)."""
+    if loss == "supervised":
+        return Objective("supervised", partial(task.supervised_loss, s=data["s"]), data["s"])
+    return Objective("unsupervised", partial(task.unsupervised_loss, x=data["x"]))
 
 
 class Experiment(L.LightningModule):
-    """Fits ``method`` with the regime's loss and tests it with the task's metric and bound.
+    """Fits ``method`` with the regime's loss and evaluates it with the task's metrics and references.
 
     Args:
-        method: the method (its ``task`` gives the losses, metric and bound).
-        loss: ``"supervised"`` or ``"unsupervised"`` (see :meth:`Method.loss`).
-        lr: Adam learning rate.
-        weight_decay: Adam weight decay.
-        scheduler: ``"none"`` or ``"cosine"`` (annealed to zero over the run's epochs).
+        task: gives the losses, metrics and references (the method itself only holds ``task.assumed``).
+        method: the method.
+        loss: ``"supervised"`` or ``"unsupervised"``.
+        lr: base learning rate (a phase of layer-wise training scales it).
+        optimizer: builds the optimizer of a fit, ``optimizer(parameters, lr=lr)``.
+        scheduler: builds its learning-rate schedule, ``scheduler(optimizer)``; ``None``: constant.
 
-    After ``trainer.test``, :attr:`estimate` holds the test-set estimate and :attr:`results` ``test/<metric>``, ``bound/<metric>``,
-    ``curve/<metric>`` (one value per iteration, for iterative methods) and ``infer_ms_per_sample``.
+    After ``trainer.test`` on split ``name`` (:meth:`evaluate_on`), :attr:`estimates` ``[name]`` holds the
+    estimate of that split and :attr:`results` ``<name>/<metric>``, and for the test split also
+    ``bound/<metric>`` or ``reference/<metric>`` with ``reference_names``, ``curve/<metric>`` (one value per
+    iteration, for iterative methods) and ``infer_ms_per_sample``.
     """
 
-    def __init__(self, method: Method, loss: str = "supervised", lr: float = 1e-3, weight_decay: float = 0.0, scheduler: str = "none") -> None:
+    def __init__(
+        self,
+        task: Task,
+        method: Method,
+        loss: str = "supervised",
+        lr: float = 1e-3,
+        optimizer: OptimizerFactory = torch.optim.Adam,
+        scheduler: SchedulerFactory | None = None,
+    ) -> None:
         super().__init__()
-        check_positive(lr, "method.optim.lr")
-        check_positive(weight_decay, "method.optim.weight_decay", strict=False)
-        check_choice(scheduler, "method.optim.scheduler", SCHEDULERS)
-        self.method, self.loss_kind = method, loss
-        self.lr, self.weight_decay, self.scheduler = lr, weight_decay, scheduler
-        self.results: dict[str, float | list[float]] = {}
-        self.estimate: Tensor | None = None
+        check_choice(loss, "regime.loss", LOSSES)
+        self.task, self.method, self.loss_kind = task, method, loss
+        self.lr, self.optimizer_factory, self.scheduler_factory = lr, optimizer, scheduler
+        self.results: dict[str, Any] = {}
+        self.estimates: dict[str, Tensor] = {}
+        self.split, self._split_data = "test", {}
         self.phase: Phase | None = None
         self._trainable = [p for p in method.parameters() if p.requires_grad]
 
     def enter(self, phase: Phase | None) -> None:
-        """Train only ``phase`` from now on (``None``: every parameter at ``lr``, the whole method).
+        """Train only ``phase`` from now on (``None``: every parameter at the base rate, the whole method).
 
         The other parameters are frozen, so that backpropagation stops at them: the first phase of a
         layer-wise stage differentiates through its new layer only."""
         self.phase = phase
-        self.method.depth = None if phase is None else phase.depth
+        if isinstance(self.method, IterativeMethod):
+            self.method.depth = None if phase is None else phase.depth
         active = None if phase is None else {id(p) for p in phase.parameters}
         for p in self._trainable:
             p.requires_grad_(active is None or id(p) in active)
 
-    def forward(self, data: Batch) -> Tensor:
-        return self.method(data)
+    def forward(self, x: Tensor) -> Tensor:
+        return self.method(x)
+
+    def objective(self, data: Batch) -> Objective:
+        """The regime's objective for a batch (:func:`regime_objective`)."""
+        return regime_objective(self.task, data, self.loss_kind)
 
     def _loss(self, data: Batch, stage: str) -> Tensor:
-        loss = self.method.loss(data, self.loss_kind)
+        loss = self.method.loss(data["x"], self.objective(data))
         if not torch.isfinite(loss):
             raise FloatingPointError(f"non-finite {stage} loss {loss.item()} at epoch {self.current_epoch}, step {self.global_step}")
         self.log(f"{stage}/loss", loss, prog_bar=True, batch_size=len(data["x"]))
@@ -98,6 +98,10 @@ class Experiment(L.LightningModule):
     def validation_step(self, data: Batch, batch_idx: int) -> None:
         self._loss(data, "val")
 
+    def evaluate_on(self, split: str, data: Batch) -> None:
+        """Make the next ``trainer.test`` evaluate ``data``, the whole split ``split`` (``"val"`` or ``"test"``)."""
+        self.split, self._split_data = split, data
+
     def on_test_epoch_start(self) -> None:
         self._estimates: list[Tensor] = []
         self._iterates: list[list[Tensor]] = []
@@ -107,9 +111,9 @@ class Experiment(L.LightningModule):
         synchronize = torch.cuda.synchronize if self.device.type == "cuda" else lambda: None
         synchronize()
         start = time.perf_counter()
-        iterates = self.method.iterates(data)
+        iterates = self.method.iterates(data["x"]) if self.split == "test" else None
         if iterates is None:
-            estimate = self.method(data)
+            estimate = self.method(data["x"])
         else:
             steps = [step.detach().cpu() for step in iterates]
             self._iterates.append(steps)
@@ -119,25 +123,25 @@ class Experiment(L.LightningModule):
         self._estimates.append(estimate.detach().cpu())
 
     def on_test_epoch_end(self) -> None:
-        task = self.method.task
-        test = self.trainer.datamodule.split("test")
-        self.estimate = torch.cat(self._estimates)
-        metrics = task.evaluate(self.estimate, test)
-        self.results = {f"test/{k}": v for k, v in metrics.items()}
-        self.results.update({f"bound/{k}": v for k, v in task.bound(test).items()})
-        if self._iterates:
-            per_iteration = zip(*self._iterates)
-            curve = [task.evaluate(torch.cat(steps), test)[task.primary_metric] for steps in per_iteration]
-            self.results[f"curve/{task.primary_metric}"] = curve
-        self.results["infer_ms_per_sample"] = 1e3 * self._infer_s / len(test["x"])
-        for key, value in self.results.items():
+        task, split, data = self.task, self.split, self._split_data
+        estimate = self.estimates[split] = torch.cat(self._estimates)
+        results = {f"{split}/{k}": v for k, v in task.evaluate(estimate, data).items()}
+        if split == "test":
+            references = task.references(data)
+            results.update({f"{ref.prefix}/{k}": ref.value for k, ref in references.items()})
+            results["reference_names"] = {k: ref.name for k, ref in references.items()}
+            if self._iterates:
+                per_iteration = zip(*self._iterates)
+                results[f"curve/{task.primary_metric}"] = [task.evaluate(torch.cat(steps), data)[task.primary_metric] for steps in per_iteration]
+            results["infer_ms_per_sample"] = 1e3 * self._infer_s / len(data["x"])
+        self.results.update(results)
+        for key, value in results.items():
             if isinstance(value, float) and math.isfinite(value):
                 self.log(key, value)
 
     def configure_optimizers(self):  # noqa: ANN201 - Lightning's union of return types
-        parameters, lr = (self.method.parameters(), self.lr) if self.phase is None else (self.phase.parameters, self.phase.lr)
-        optimizer = torch.optim.Adam(parameters, lr=lr, weight_decay=self.weight_decay)
-        if self.scheduler == "none":
+        phase = self.phase or Phase([p for p in self.method.parameters() if p.requires_grad])
+        optimizer = self.optimizer_factory(phase.parameters, lr=self.lr * phase.lr_scale)
+        if self.scheduler_factory is None:
             return optimizer
-        schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(self.trainer.max_epochs, 1))
-        return {"optimizer": optimizer, "lr_scheduler": schedule}
+        return {"optimizer": optimizer, "lr_scheduler": self.scheduler_factory(optimizer)}
