@@ -19,6 +19,7 @@ from collections.abc import Iterator
 import torch
 from torch import Tensor, nn
 
+from mbdl.algorithms.data_fidelity import LeastSquares
 from mbdl.algorithms.ista import LISTA
 from mbdl.algorithms.parameters import Mode
 from mbdl.algorithms.subspace import (
@@ -33,6 +34,7 @@ from mbdl.algorithms.subspace import (
 from mbdl.config import ConfigError, check_choice, check_positive, require
 from mbdl.methods.base import Method
 from mbdl.nets.cnn import CovarianceCNN, SubspaceNetCNN
+from mbdl.operators import Matrix
 from mbdl.tasks.base import Batch
 from mbdl.tasks.doa import DoA
 
@@ -254,7 +256,7 @@ class CovarianceLISTA(_AngleMethod):
         dictionary = self.offdiagonal(a[:, :, None] * a[:, None, :].conj()).T  # (2 N(N-1)/2, G)
         scale = torch.linalg.matrix_norm(dictionary, ord=2).item()  # Φ/‖Φ‖: unit ISTA step, O(1) LISTA weights
         self.register_buffer("dictionary", (dictionary / scale).to(self.grid.dtype), persistent=False)
-        self.lista = LISTA(self.dictionary, iterations, lam, step=1.0, mode=mode)
+        self.lista = LISTA(Matrix(self.dictionary), iterations, lam, step=1.0, mode=mode)
         self.target_power = scale * task.source_power / (task.sources * task.source_power + 1.0)
 
     def offdiagonal(self, R: Tensor) -> Tensor:
@@ -288,7 +290,7 @@ class CovarianceLISTA(_AngleMethod):
             target = self.target_power * grid_labels(data["s"], self.grid, self.label_width)
             return (p - target).square().sum(-1).mean()
         r = self.measurements(data)
-        return (0.5 * (r - p @ self.dictionary.T).square().sum(-1) + self.lam * p.abs().sum(-1)).mean()
+        return (LeastSquares(Matrix(self.dictionary), r)(p) + self.lam * p.abs().sum(-1)).mean()
 
 
 def lagged_autocorrelations(x: Tensor, lags: int) -> Tensor:

@@ -27,6 +27,7 @@ from mbdl.config import check_choice, check_positive
 from mbdl.methods.base import Method, Stage
 from mbdl.nets.mlp import MLP
 from mbdl.nets.prox import ProxCNN
+from mbdl.operators import Matrix
 from mbdl.tasks.sparse_recovery import SparseRecovery
 
 ALGORITHMS = ("ista", "ista_ss", "fista", "admm", "lista", "lista_cp", "lista_cpss", "alista")
@@ -96,7 +97,7 @@ class IterativeSolver(_Iterative):
             check_positive(step, "method.step")
         check_positive(support_step, "method.support_step", strict=False)
         check_positive(support_max, "method.support_max", strict=False)
-        H = task.H_assumed
+        operator = Matrix(task.H_assumed)
         build = {
             "ista": partial(ISTA, step=step),
             "ista_ss": partial(ISTA, step=step, support_step=support_step, support_max=support_max),
@@ -107,7 +108,7 @@ class IterativeSolver(_Iterative):
             "lista_cpss": partial(LISTACP, step=step, support_step=support_step, support_max=support_max),
             "alista": partial(ALISTA, step=step, support_step=support_step, support_max=support_max),
         }[algorithm]
-        self.algorithm = build(H, iterations, lam, mode=mode)
+        self.algorithm = build(operator, iterations, lam, mode=mode)
 
 
 class NeuralProximalSolver(_Iterative):
@@ -135,7 +136,7 @@ class NeuralProximalSolver(_Iterative):
         check_positive(iterations, "method.iterations", integer=True)
         ProxCNN(channels, layers, kernel_size)  # validates the options once, before building T copies
         prox = partial(ProxCNN, channels, layers, kernel_size)
-        self.algorithm = NeuralProximalGradient(task.H_assumed, iterations, prox, tied, step)
+        self.algorithm = NeuralProximalGradient(Matrix(task.H_assumed), iterations, prox, tied, step)
 
 
 class MLPSolver(Method):

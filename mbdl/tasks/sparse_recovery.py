@@ -23,7 +23,9 @@ from typing import TYPE_CHECKING
 import torch
 from torch import Tensor
 
+from mbdl.algorithms.data_fidelity import LeastSquares
 from mbdl.config import check_choice, check_positive, require
+from mbdl.operators import Convolution, Decimation, Diagonal, LinearOperator, Matrix
 from mbdl.tasks.base import Batch, Task
 
 if TYPE_CHECKING:
@@ -45,6 +47,11 @@ def gaussian_operator(n: int, m: int, generator: torch.Generator) -> Tensor:
     return unit_columns(torch.randn(n, m, generator=generator, dtype=torch.float64))
 
 
+def point_spread(offset: Tensor, psf_width: float) -> Tensor:
+    r"""The Gaussian PSF :math:`\exp(-d^2 / (2w^2))` at fine-grid offsets ``d``."""
+    return torch.exp(-0.5 * (offset / psf_width).square())
+
+
 def convolution_operator(n: int, m: int, psf_width: float) -> Tensor:
     r"""Blur by a Gaussian PSF of std ``psf_width`` (fine-grid samples), then keep ``n`` of ``m`` positions.
 
@@ -52,8 +59,26 @@ def convolution_operator(n: int, m: int, psf_width: float) -> Tensor:
     :math:`c_i = (i + \tfrac12)\,m/n - \tfrac12` on the fine grid; unit-norm columns.
     """
     centres = (torch.arange(n, dtype=torch.float64) + 0.5) * (m / n) - 0.5
-    offsets = centres[:, None] - torch.arange(m, dtype=torch.float64)[None, :]
-    return unit_columns(torch.exp(-0.5 * (offsets / psf_width).square()))
+    return unit_columns(point_spread(centres[:, None] - torch.arange(m, dtype=torch.float64)[None, :], psf_width))
+
+
+def sparse_convolution_operator(n: int, m: int, psf_width: float) -> LinearOperator:
+    r""":func:`convolution_operator` matrix-free, for ``m = q n``: :math:`H = D\,C\,\mathrm{diag}(1/\|h_j\|)`.
+
+    With :math:`c_i = i q + (q-1)/2 = i q + o + \delta` (:math:`o` its integer part, :math:`\delta \in \{0, \tfrac12\}`),
+    :math:`C` convolves the fine grid with the PSF sampled at offsets :math:`d + \delta` (zero boundary,
+    the whole support :math:`|d| < m`, so nothing is truncated), :math:`D` keeps every ``q``-th sample from
+    :math:`o`, and the diagonal scales every column to unit norm, :math:`\|h_j\|^2 = (C_{h^2}^H D^H 1)_j`.
+    In the default dtype, like :func:`convolution_operator`.
+    """
+    require(m % n == 0, "task.m", f"must be a multiple of task.n={n} for the matrix-free convolution operator, got {m}")
+    q = m // n
+    offset, shift = divmod((q - 1) / 2, 1.0)
+    kernel = point_spread(torch.arange(-(m - 1), m, dtype=torch.float64) + shift, psf_width)
+    decimation = Decimation((m,), q, int(offset))
+    column_norm2 = Convolution(kernel.square(), (m,), "zero").adjoint(decimation.adjoint(torch.ones(n, dtype=torch.float64)))
+    dtype = torch.get_default_dtype()
+    return decimation @ Convolution(kernel.to(dtype), (m,), "zero") @ Diagonal(column_norm2.rsqrt().to(dtype))
 
 
 def draw_spikes(shape: tuple[int, int], kind: str, std: float, generator: torch.Generator, dtype: torch.dtype) -> Tensor:
@@ -212,10 +237,10 @@ class SparseRecovery(Task):
     def unsupervised_loss(self, estimate: Tensor, data: Batch) -> Tensor:
         r"""With the assumed :math:`\tilde H`: measurement consistency :math:`\frac1n\|x - \tilde H\hat s\|^2`, or
         the LASSO objective :math:`\tfrac12\|x - \tilde H\hat s\|^2 + \lambda\|\hat s\|_1` (means over the batch)."""
-        residual = data["x"] - estimate @ self.H_assumed.T.to(estimate)
+        data_term = LeastSquares(Matrix(self.H_assumed), data["x"])(estimate)  # ½‖x - H̃ŝ‖² per sample
         if self.unsupervised_kind == "consistency":
-            return residual.square().mean()
-        return (0.5 * residual.square().sum(dim=1) + self.lasso_lam * estimate.abs().sum(dim=1)).mean()
+            return 2.0 * data_term.mean() / self.n
+        return (data_term + self.lasso_lam * estimate.abs().sum(dim=1)).mean()
 
     def figure(self, estimate: Tensor, data: Batch) -> Figure:
         """Estimate against truth for the first three test samples."""
