@@ -40,10 +40,11 @@ class ADMM(Iterative):
 
     Example:
         >>> import torch
-        >>> from mbdl.operators import Matrix
-        >>> admm = ADMM(Matrix(torch.eye(3)), iterations=200, lam=0.1)
-        >>> admm(torch.tensor([[1.0, 0.05, -2.0]]))
-        tensor([[ 0.9000,  0.0000, -1.9000]])
+        >>> from mbdl.operators import MaskedFourier
+        >>> mri = MaskedFourier((torch.rand(16, 16) < 0.4).float())  # complex k-space samples of 16 x 16 images
+        >>> v = ADMM(mri, iterations=50, lam=0.01)(torch.randn(4, 16, 16, dtype=torch.complex64))
+        >>> v.shape, v.dtype
+        (torch.Size([4, 16, 16]), torch.complex64)
     """
 
     def __init__(self, operator: LinearOperator, iterations: int, lam: float, rho: float = 1.0, mu: float = 1.0, mode: Mode = "fixed") -> None:
