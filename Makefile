@@ -35,6 +35,7 @@ test-slow: $(STAMP)
 # Benchmarks (docs/benchmarks.md); each writes its section of docs/results/benchmarks.md (~8 min idle).
 bench: $(STAMP)
 	$(BIN)/python scripts/bench_ista.py
+	$(BIN)/python scripts/bench_operators.py
 	$(BIN)/python scripts/bench_music.py
 	$(BIN)/python scripts/bench_kalman.py
 	$(BIN)/python scripts/bench_overhead.py

@@ -17,6 +17,7 @@ import torch
 
 from bench_harness import compare, fmt_mib, fmt_share, markdown_table, parser, peak_memory_mib, ratio, report, setup_torch
 from mbdl.algorithms.ista import ISTA, LISTA
+from mbdl.operators import Matrix
 from mbdl.tasks.sparse_recovery import gaussian_operator
 
 KINDS = ("ISTA", "LISTA", "ISTA roof", "LISTA roof")
@@ -28,7 +29,7 @@ def make_case(kind: str, n: int, m: int, batch: int, iterations: int, device: st
     H = gaussian_operator(n, m, generator).to(device)
     x = torch.randn(batch, n, generator=generator).to(device)
     if kind in ("ISTA", "LISTA"):
-        algorithm = (ISTA if kind == "ISTA" else LISTA)(H.cpu(), iterations, lam=0.01).to(device)
+        algorithm = (ISTA if kind == "ISTA" else LISTA)(Matrix(H.cpu()), iterations, lam=0.01).to(device)
 
         def run() -> torch.Tensor:
             with torch.no_grad():

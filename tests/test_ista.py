@@ -9,6 +9,7 @@ from scipy.optimize import minimize
 from sklearn.linear_model import Lasso
 
 from mbdl.algorithms.ista import ALISTA, ISTA, LISTA, analytic_weight, lipschitz_step, soft_threshold
+from mbdl.operators import Matrix
 from mbdl.tasks.sparse_recovery import SparseRecovery
 
 
@@ -30,7 +31,7 @@ def test_soft_threshold_is_the_prox_of_the_l1_norm():
 def test_ista_reaches_sklearn_lasso(problem):
     H, x = problem
     lam = 0.02
-    s = ISTA(H, iterations=20000, lam=lam)(x)
+    s = ISTA(Matrix(H), iterations=20000, lam=lam)(x)
     n = H.shape[0]  # sklearn minimises 1/(2n)||x - Hs||^2 + alpha||s||_1: alpha = lam / n
     for i in range(len(x)):
         ref = Lasso(alpha=lam / n, fit_intercept=False, tol=1e-14, max_iter=1_000_000).fit(H.numpy(), x[i].numpy()).coef_
@@ -40,7 +41,7 @@ def test_ista_reaches_sklearn_lasso(problem):
 def test_ista_satisfies_the_lasso_optimality_conditions(problem):
     H, x = problem
     lam = 0.02
-    s = ISTA(H, iterations=20000, lam=lam)(x)
+    s = ISTA(Matrix(H), iterations=20000, lam=lam)(x)
     correlation = (x - s @ H.T) @ H  # H^T (x - H s)
     on = s != 0
     assert on.any() and (~on).any()
@@ -50,23 +51,23 @@ def test_ista_satisfies_the_lasso_optimality_conditions(problem):
 
 def test_lista_at_initialisation_is_ista(problem):
     H, x = problem
-    ista, lista = ISTA(H, iterations=7, lam=0.05), LISTA(H, iterations=7, lam=0.05)
+    ista, lista = ISTA(Matrix(H), iterations=7, lam=0.05), LISTA(Matrix(H), iterations=7, lam=0.05)
     for a, b in zip(ista.iterates(x), lista.iterates(x)):
         torch.testing.assert_close(a, b)
 
 
 def test_parameter_modes_count_trainable_scalars(problem):
     H, _ = problem
-    assert sum(p.numel() for p in ISTA(H, 5, 0.1, mode="fixed").parameters()) == 0
-    assert sum(p.numel() for p in ISTA(H, 5, 0.1, mode="shared").parameters()) == 2
-    assert sum(p.numel() for p in ISTA(H, 5, 0.1, mode="per_iteration").parameters()) == 10
+    assert sum(p.numel() for p in ISTA(Matrix(H), 5, 0.1, mode="fixed").parameters()) == 0
+    assert sum(p.numel() for p in ISTA(Matrix(H), 5, 0.1, mode="shared").parameters()) == 2
+    assert sum(p.numel() for p in ISTA(Matrix(H), 5, 0.1, mode="per_iteration").parameters()) == 10
     n, m = H.shape
-    assert sum(p.numel() for p in LISTA(H, 5, 0.1).parameters()) == 5 * (m * n + m * m + 1)
+    assert sum(p.numel() for p in LISTA(Matrix(H), 5, 0.1).parameters()) == 5 * (m * n + m * m + 1)
 
 
 def test_lipschitz_step_is_the_inverse_squared_spectral_norm(problem):
     H, _ = problem
-    assert lipschitz_step(H) == pytest.approx(1 / np.linalg.norm(H.numpy(), 2) ** 2)
+    assert lipschitz_step(Matrix(H)) == pytest.approx(1 / np.linalg.norm(H.numpy(), 2) ** 2)
 
 
 def test_analytic_weight_solves_alistas_problem_like_scipy(problem):
@@ -92,7 +93,7 @@ def test_alista_with_decaying_thresholds_recovers_noiseless_sparse_signals(probl
     H, _ = problem
     s = torch.zeros(8, H.shape[1], dtype=H.dtype)
     s[:, :3] = torch.randn(8, 3, generator=torch.Generator().manual_seed(1), dtype=H.dtype) + 2.0
-    alista = ALISTA(H, iterations=40, lam=0.0, mode="per_iteration", support_step=2.0, support_max=8.0)
+    alista = ALISTA(Matrix(H), iterations=40, lam=0.0, mode="per_iteration", support_step=2.0, support_max=8.0)
     with torch.no_grad():
         for t in range(40):
             alista.theta.values[t].fill_(0.5 * 0.8**t)

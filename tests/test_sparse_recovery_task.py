@@ -70,3 +70,27 @@ def test_test_set_does_not_depend_on_train_size():
 def test_impossible_options_name_the_option(kwargs, option):
     with pytest.raises(ConfigError, match=option):
         SparseRecovery(**kwargs)
+
+
+@pytest.mark.parametrize("algorithm", ["ista", "fista", "admm"])
+def test_matrix_free_convolution_task_gives_the_estimates_of_the_dense_one(algorithm):
+    """task.operator=convolution told as a Matrix or matrix-free (decimation, convolution, scaling): same estimates to 1e-8."""
+    from mbdl.methods.sparse_recovery import IterativeSolver
+
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    try:
+        dense, free = (SparseRecovery(n=25, m=100, k=3, operator="convolution", psf_width=3.0, matrix_free=flag) for flag in (False, True))
+        assert type(dense.assumed.operator).__name__ == "Matrix" and type(free.assumed.operator).__name__ == "Composition"
+        data = dense.simulate(32, torch.Generator().manual_seed(0))
+        estimates = [IterativeSolver(task.assumed, algorithm, iterations=50, lam=0.01)(data["x"]) for task in (dense, free)]
+    finally:
+        torch.set_default_dtype(previous)
+    torch.testing.assert_close(estimates[1], estimates[0], rtol=0, atol=1e-8)
+
+
+def test_matrix_free_needs_the_convolution_operator_and_no_mismatch():
+    with pytest.raises(ConfigError, match="^task.matrix_free"):
+        SparseRecovery(operator="gaussian", matrix_free=True)
+    with pytest.raises(ConfigError, match="^task.matrix_free"):
+        SparseRecovery(n=25, m=100, operator="convolution", matrix_free=True, mismatch=0.1)

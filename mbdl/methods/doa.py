@@ -18,6 +18,7 @@ from abc import abstractmethod
 import torch
 from torch import Tensor, nn
 
+from mbdl.algorithms.data_fidelity import LeastSquares
 from mbdl.algorithms.ista import LISTA
 from mbdl.algorithms.parameters import Mode
 from mbdl.algorithms.subspace import (
@@ -28,7 +29,7 @@ from mbdl.algorithms.subspace import (
     spatial_smoothing,
     spectrum_peaks,
 )
-from mbdl.algorithms.data_fidelity import least_squares
+from mbdl.algorithms.data_fidelity import LeastSquares
 from mbdl.config import ConfigError, check_choice, check_positive, require
 from mbdl.methods.base import IterativeMethod, Method, Objective
 from mbdl.nets.cnn import CovarianceCNN, SubspaceNetCNN
@@ -254,7 +255,7 @@ class CovarianceLISTA(IterativeMethod):
         dictionary = self.offdiagonal(a[:, :, None] * a[:, None, :].conj()).T  # (2 N(N-1)/2, G)
         scale = torch.linalg.matrix_norm(dictionary, ord=2).item()  # Φ/‖Φ‖: unit ISTA step, O(1) LISTA weights
         self.dictionary = Matrix((dictionary / scale).to(self.grid.dtype))
-        self.algorithm = LISTA(self.dictionary.H, iterations, lam, step=1.0, mode=mode)
+        self.algorithm = LISTA(self.dictionary, iterations, lam, step=1.0, mode=mode)
         self.target_power = scale * assumed.source_power / (assumed.sources * assumed.source_power + 1.0)
 
     def offdiagonal(self, R: Tensor) -> Tensor:
@@ -276,7 +277,7 @@ class CovarianceLISTA(IterativeMethod):
         if objective.s is not None:
             target = self.target_power * grid_labels(objective.s, self.grid, self.label_width)
             return (p - target).square().sum(-1).mean()
-        return (least_squares(self.dictionary, p, self.algorithm_input(x)) + self.lam * p.abs().sum(-1)).mean()
+        return (LeastSquares(self.dictionary, self.algorithm_input(x))(p) + self.lam * p.abs().sum(-1)).mean()
 
 
 def lagged_autocorrelations(x: Tensor, lags: int) -> Tensor:

@@ -73,7 +73,7 @@ class IterativeSolver(IterativeMethod):
             check_positive(step, "method.step")
         check_positive(support_step, "method.support_step", strict=False)
         check_positive(support_max, "method.support_max", strict=False)
-        H = assumed.operator.H
+        operator = assumed.operator
         build = {
             "ista": partial(ISTA, step=step),
             "ista_ss": partial(ISTA, step=step, support_step=support_step, support_max=support_max),
@@ -84,7 +84,7 @@ class IterativeSolver(IterativeMethod):
             "lista_cpss": partial(LISTACP, step=step, support_step=support_step, support_max=support_max),
             "alista": partial(ALISTA, step=step, support_step=support_step, support_max=support_max),
         }[algorithm]
-        self.algorithm = build(H, iterations, lam, mode=mode)
+        self.algorithm = build(operator, iterations, lam, mode=mode)
 
 
 class NeuralProximalSolver(IterativeMethod):
@@ -112,7 +112,7 @@ class NeuralProximalSolver(IterativeMethod):
         check_positive(iterations, "method.iterations", integer=True)
         ProxCNN(channels, layers, kernel_size)  # validates the options once, before building T copies
         prox = partial(ProxCNN, channels, layers, kernel_size)
-        self.algorithm = NeuralProximalGradient(assumed.operator.H, iterations, prox, tied, step)
+        self.algorithm = NeuralProximalGradient(assumed.operator, iterations, prox, tied, step)
 
 
 class MLPSolver(Method):

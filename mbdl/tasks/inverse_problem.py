@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from torch import Tensor
 
-from mbdl.algorithms.data_fidelity import least_squares
+from mbdl.algorithms.data_fidelity import LeastSquares
 from mbdl.config import check_choice
 from mbdl.operators import LinearOperator
 
@@ -37,7 +37,7 @@ class LinearInverseProblem:
         :math:`\frac{1}{n}\|x - \tilde A\hat s\|^2` (``kind="consistency"``, :math:`n` measurements per sample) or
         the LASSO objective :math:`\tfrac12\|x - \tilde A\hat s\|^2 + \lambda\|\hat s\|_1` (``"lasso"``)."""
         check_choice(kind, "task.unsupervised_loss", UNSUPERVISED_LOSSES)
-        fidelity = least_squares(self.operator, estimate, x)
+        fidelity = LeastSquares(self.operator, x)(estimate)
         if kind == "consistency":
             return (2.0 * fidelity).mean() / x[0].numel()
         return (fidelity + lam * estimate.abs().flatten(1).sum(dim=1)).mean()

@@ -27,7 +27,7 @@ import torch
 from torch import Tensor
 
 from mbdl.config import check_choice, check_positive, require
-from mbdl.operators import Matrix
+from mbdl.operators import Convolution, Decimation, Diagonal, LinearOperator, Matrix
 from mbdl.tasks.base import Batch, Metric, Reference, Task, decibels
 from mbdl.tasks.inverse_problem import UNSUPERVISED_LOSSES, LinearInverseProblem
 
@@ -49,6 +49,11 @@ def gaussian_operator(n: int, m: int, generator: torch.Generator) -> Tensor:
     return unit_columns(torch.randn(n, m, generator=generator, dtype=torch.float64))
 
 
+def point_spread(offset: Tensor, psf_width: float) -> Tensor:
+    r"""The Gaussian PSF :math:`\exp(-d^2 / (2w^2))` at fine-grid offsets ``d``."""
+    return torch.exp(-0.5 * (offset / psf_width).square())
+
+
 def convolution_operator(n: int, m: int, psf_width: float) -> Tensor:
     r"""Blur by a Gaussian PSF of std ``psf_width`` (fine-grid samples), then keep ``n`` of ``m`` positions.
 
@@ -56,8 +61,26 @@ def convolution_operator(n: int, m: int, psf_width: float) -> Tensor:
     :math:`c_i = (i + \tfrac12)\,m/n - \tfrac12` on the fine grid; unit-norm columns.
     """
     centres = (torch.arange(n, dtype=torch.float64) + 0.5) * (m / n) - 0.5
-    offsets = centres[:, None] - torch.arange(m, dtype=torch.float64)[None, :]
-    return unit_columns(torch.exp(-0.5 * (offsets / psf_width).square()))
+    return unit_columns(point_spread(centres[:, None] - torch.arange(m, dtype=torch.float64)[None, :], psf_width))
+
+
+def sparse_convolution_operator(n: int, m: int, psf_width: float) -> LinearOperator:
+    r""":func:`convolution_operator` matrix-free, for ``m = q n``: :math:`H = D\,C\,\mathrm{diag}(1/\|h_j\|)`.
+
+    With :math:`c_i = i q + (q-1)/2 = i q + o + \delta` (:math:`o` its integer part, :math:`\delta \in \{0, \tfrac12\}`),
+    :math:`C` convolves the fine grid with the PSF sampled at offsets :math:`d + \delta` (zero boundary,
+    the whole support :math:`|d| < m`, so nothing is truncated), :math:`D` keeps every ``q``-th sample from
+    :math:`o`, and the diagonal scales every column to unit norm, :math:`\|h_j\|^2 = (C_{h^2}^H D^H 1)_j`.
+    In the default dtype, like :func:`convolution_operator`.
+    """
+    require(m % n == 0, "task.m", f"must be a multiple of task.n={n} for the matrix-free convolution operator, got {m}")
+    q = m // n
+    offset, shift = divmod((q - 1) / 2, 1.0)
+    kernel = point_spread(torch.arange(-(m - 1), m, dtype=torch.float64) + shift, psf_width)
+    decimation = Decimation((m,), q, int(offset))
+    column_norm2 = Convolution(kernel.square(), (m,), "zero").adjoint(decimation.adjoint(torch.ones(n, dtype=torch.float64)))
+    dtype = torch.get_default_dtype()
+    return decimation @ Convolution(kernel.to(dtype), (m,), "zero") @ Diagonal(column_norm2.rsqrt().to(dtype))
 
 
 def draw_spikes(shape: tuple[int, int], kind: str, std: float, generator: torch.Generator, dtype: torch.dtype) -> Tensor:
@@ -121,6 +144,9 @@ class SparseRecovery(Task):
         snr_db: per-sample SNR in dB, ``20 log10(std(H s_i)/σ_i)``: noise std ``std(H s_i)·10^(-snr_db/20)``
             (``None``: use ``noise_std``). The sweep axis ``task.snr_db`` of every task.
         operator: how ``H`` is made; one of :data:`OPERATORS`.
+        matrix_free: ``convolution`` only: the methods are told ``H`` as decimation ∘ convolution ∘ column
+            scaling (:func:`sparse_convolution_operator`, ``m`` a multiple of ``n``, no mismatch) instead of
+            the dense matrix; the same operator, so the estimates agree to rounding.
         psf_width: std of the point-spread function in fine-grid samples (``convolution``).
         mismatch: ``ε``, relative perturbation of the ``H`` the methods are given (0: the true one).
         model_seed: seed of the draws of ``H`` and of the mismatch (fixed across train/val/test).
@@ -145,6 +171,7 @@ class SparseRecovery(Task):
         noise_std: float = 0.01,
         snr_db: float | None = None,
         operator: str = "gaussian",
+        matrix_free: bool = False,
         psf_width: float = 2.0,
         mismatch: float = 0.0,
         model_seed: int = 0,
@@ -167,6 +194,9 @@ class SparseRecovery(Task):
         check_choice(operator, "task.operator", OPERATORS)
         check_positive(psf_width, "task.psf_width")
         check_positive(mismatch, "task.mismatch", strict=False)
+        require(isinstance(matrix_free, bool), "task.matrix_free", f"must be true or false, got {matrix_free!r}")
+        require(not matrix_free or operator == "convolution", "task.matrix_free", f"applies to task.operator=convolution only, got {operator}")
+        require(not matrix_free or mismatch == 0, "task.matrix_free", "needs task.mismatch=0 (the mismatch perturbs a dense matrix)")
         check_positive(support_threshold, "task.support_threshold", strict=False)
         check_choice(unsupervised_loss, "task.unsupervised_loss", UNSUPERVISED_LOSSES)
         check_positive(lasso_lam, "task.lasso_lam", strict=False)
@@ -179,9 +209,12 @@ class SparseRecovery(Task):
         generator = torch.Generator().manual_seed(model_seed)
         self.H = gaussian_operator(n, m, generator) if operator == "gaussian" else convolution_operator(n, m, psf_width)
         perturbation = torch.randn(n, m, generator=generator, dtype=torch.float64) / math.sqrt(n)
-        H_assumed = (self.H.double() + mismatch * perturbation).to(self.H.dtype)
+        if matrix_free:
+            told: LinearOperator = sparse_convolution_operator(n, m, psf_width)
+        else:
+            told = Matrix((self.H.double() + mismatch * perturbation).to(self.H.dtype))
         #: the methods are told the true ``H`` plus ``mismatch`` times a random perturbation, and a fixed noise std.
-        self.assumed = LinearInverseProblem(Matrix(H_assumed), None if snr_db is not None else float(noise_std))
+        self.assumed = LinearInverseProblem(told, None if snr_db is not None else float(noise_std))
 
     def simulate(self, n: int, generator: torch.Generator) -> Batch:
         """``n`` samples: ``x`` ``(n, self.n)``, ``s`` ``(n, m)``, ``noise_std`` ``(n,)``."""

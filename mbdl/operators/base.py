@@ -1,0 +1,215 @@
+r"""The linear operator interface, composition, and the two generic solvers behind it.
+
+A :class:`LinearOperator` :math:`A` maps signals of trailing shape ``in_shape`` to measurements
+of trailing shape ``out_shape``; any leading dimensions are batch dimensions:
+``(..., *in_shape) -> (..., *out_shape)``. It gives :math:`A s`, :math:`A^H x`, the Gram product
+:math:`A^H A s`, :math:`\|A\|_2^2` and the regularised inverse :math:`(A^H A + \rho I)^{-1}`.
+Where a subclass has no closed form, :math:`\|A\|^2` comes from Lanczos and the inverse
+from conjugate gradient, both here.
+
+Dtypes: an operator computes in the precision of its input (a float64 signal through a float32
+operator gives float64), and in complex arithmetic when the input or the operator is complex.
+Tensors are created on the input's device.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+
+import torch
+from scipy.linalg import eigh_tridiagonal
+from torch import Tensor, nn
+
+
+def like(t: Tensor, x: Tensor) -> Tensor:
+    """``t`` on ``x``'s device in ``x``'s precision, complex when ``t`` or ``x`` is."""
+    real = x.dtype.to_real() if x.is_complex() else x.dtype
+    return t.to(device=x.device, dtype=real.to_complex() if t.is_complex() or x.is_complex() else real)
+
+
+def float64(t: Tensor) -> Tensor:
+    """``t`` in double precision, complex128 if it is complex."""
+    return t.to(torch.complex128 if t.is_complex() else torch.float64)
+
+
+def real_inner(a: Tensor, b: Tensor, dims: int) -> Tensor:
+    r""":math:`\mathrm{Re}\langle a, b\rangle = \mathrm{Re}\sum \bar a\, b` over the last ``dims`` dimensions (kept, size 1)."""
+    return (a.conj() * b).real.sum(dim=tuple(range(-dims, 0)), keepdim=True)
+
+
+def largest_eigenvalue(gram: Callable[[Tensor], Tensor], shape: Sequence[int], device: torch.device, max_iter: int = 1000, tol: float = 1e-13, seed: int = 0) -> float:
+    r"""The largest eigenvalue of the Hermitian positive semi-definite map ``gram`` (:math:`\|A\|_2^2` for :math:`A^H A`).
+
+    Lanczos, the Krylov acceleration of power iteration: from a standard normal vector of ``shape``
+    drawn with ``seed`` in float64, the largest Ritz value of the tridiagonal :math:`T_j` after
+    :math:`j` steps. It is a lower bound that converges far faster than the power iteration's
+    Rayleigh quotient when the top eigenvalues cluster (a 256×256 zero-boundary blur: 164 steps to
+    1e-13 where 1000 block power steps reach 4e-8). No reorthogonalisation: lost orthogonality
+    repeats converged Ritz values but never moves the largest one above the spectrum. Stops when it
+    changes by less than ``tol`` (relative), at an invariant subspace, or after ``max_iter`` steps.
+    """
+    q = torch.randn(tuple(shape), generator=torch.Generator().manual_seed(seed), dtype=torch.float64).to(device)
+    q = q / torch.linalg.vector_norm(q)
+    previous_q, beta = torch.zeros_like(q), 0.0
+    alphas: list[float] = []
+    betas: list[float] = []
+    estimate = 0.0
+    for j in range(min(max_iter, math.prod(shape))):
+        w = gram(q)
+        alphas.append(real_inner(q.flatten(), w.flatten(), 1).item())
+        w = w - alphas[-1] * q - beta * previous_q
+        previous, estimate = estimate, float(eigh_tridiagonal(alphas, betas, eigvals_only=True, select="i", select_range=(j, j))[0])
+        beta = torch.linalg.vector_norm(w).item()
+        if beta <= 1e-12 * abs(estimate) or abs(estimate - previous) <= tol * abs(estimate):
+            break
+        betas.append(beta)
+        previous_q, q = q, w / beta
+    return max(estimate, 0.0)
+
+
+def conjugate_gradient(apply: Callable[[Tensor], Tensor], rhs: Tensor, dims: int, tol: float | None = None, max_iter: int = 1000) -> Tensor:
+    r"""Solve :math:`M u = b` for a Hermitian positive definite ``apply`` :math:`= M`, one system per batch entry.
+
+    Args:
+        apply: :math:`v \mapsto M v` on ``(..., *shape)``.
+        rhs: :math:`b`, ``(..., *shape)``; the last ``dims`` dimensions are one system.
+        tol: stop when every residual is below ``tol`` times its ``‖b‖`` (default 1e-12 in float64, 1e-6 otherwise).
+        max_iter: at most this many steps.
+    """
+    if tol is None:
+        tol = 1e-12 if rhs.dtype in (torch.float64, torch.complex128) else 1e-6
+    u = torch.zeros_like(rhs)
+    r, p = rhs.clone(), rhs.clone()
+    rr = real_inner(r, r, dims)
+    threshold = tol**2 * rr
+    for _ in range(max_iter):
+        active = rr > threshold
+        if not active.any():
+            break
+        Mp = apply(p)
+        alpha = torch.where(active, rr / torch.where(active, real_inner(p, Mp, dims), 1.0), 0.0)
+        u = u + alpha * p
+        r = r - alpha * Mp
+        rr_next = real_inner(r, r, dims)
+        p = r + torch.where(active, rr_next / torch.where(active, rr, 1.0), 0.0) * p
+        rr = rr_next
+    return u
+
+
+class _RegularisedSolve(torch.autograd.Function):
+    r""":math:`u = (A^H A + \rho I)^{-1} b` by conjugate gradient, differentiated implicitly:
+    :math:`\bar b = (A^H A + \rho I)^{-1}\bar u` and :math:`\bar\rho = -\mathrm{Re}\langle \bar b, u\rangle`."""
+
+    @staticmethod
+    def forward(ctx, operator: LinearOperator, rho: Tensor, rhs: Tensor) -> Tensor:  # type: ignore[override]
+        ctx.operator = operator
+        solution = conjugate_gradient(lambda v: operator.gram(v) + rho * v, rhs, len(operator.in_shape))
+        ctx.save_for_backward(rho, solution)
+        return solution
+
+    @staticmethod
+    def backward(ctx, grad: Tensor) -> tuple[None, Tensor | None, Tensor]:  # type: ignore[override]
+        rho, solution = ctx.saved_tensors
+        operator = ctx.operator
+        grad_rhs = conjugate_gradient(lambda v: operator.gram(v) + rho * v, grad, len(operator.in_shape))
+        grad_rho = -(grad_rhs.conj() * solution).real.sum().to(rho.dtype) if ctx.needs_input_grad[1] else None
+        return None, grad_rho, grad_rhs
+
+
+class LinearOperator(nn.Module, ABC):
+    r"""A linear map :math:`A`: ``(..., *in_shape) -> (..., *out_shape)``, leading dimensions are batch.
+
+    Subclasses implement :meth:`forward` and :meth:`adjoint`, and override :meth:`gram`,
+    :meth:`solve` and the norm where they have something cheaper than the generic route. Their
+    tensors are buffers, so an operator moves with ``.to(device)``; ``A @ B`` composes.
+
+    Args:
+        in_shape: trailing shape of the signals :math:`s`.
+        out_shape: trailing shape of the measurements :math:`x = A s`.
+    """
+
+    def __init__(self, in_shape: Sequence[int], out_shape: Sequence[int]) -> None:
+        super().__init__()
+        self.in_shape, self.out_shape = tuple(in_shape), tuple(out_shape)
+        self._norm2: float | None = None
+
+    @abstractmethod
+    def forward(self, s: Tensor) -> Tensor:
+        """:math:`A s`: ``(..., *in_shape) -> (..., *out_shape)``."""
+
+    @abstractmethod
+    def adjoint(self, x: Tensor) -> Tensor:
+        r""":math:`A^H x`: ``(..., *out_shape) -> (..., *in_shape)``."""
+
+    def gram(self, s: Tensor) -> Tensor:
+        r""":math:`A^H A s`, ``(..., *in_shape)``."""
+        return self.adjoint(self.forward(s))
+
+    def norm2(self) -> float:
+        r""":math:`\|A\|_2^2`, the largest eigenvalue of :math:`A^H A` (computed once, then cached)."""
+        if self._norm2 is None:
+            self._norm2 = self.compute_norm2()
+        return self._norm2
+
+    def compute_norm2(self) -> float:
+        """:meth:`norm2` without the cache: Lanczos on :meth:`gram` (:func:`largest_eigenvalue`; subclasses override with a closed form)."""
+        return largest_eigenvalue(self.gram, self.in_shape, self.device)
+
+    def solve(self, rho: Tensor | float, rhs: Tensor) -> Tensor:
+        r""":math:`(A^H A + \rho I)^{-1} b` for ``rhs`` :math:`b` ``(..., *in_shape)``, differentiable in ``rho`` and ``rhs``.
+
+        Generic route: conjugate gradient with implicit differentiation (the operator's own tensors get no gradient)."""
+        return _RegularisedSolve.apply(self, torch.as_tensor(rho, dtype=rhs.real.dtype, device=rhs.device), rhs)
+
+    def dense(self) -> Tensor:
+        """The matrix of :math:`A`, ``(prod(out_shape), prod(in_shape))``, by applying it to the identity (small sizes)."""
+        size = math.prod(self.in_shape)
+        dtypes = [b.real.dtype for b in self.buffers() if b.is_floating_point() or b.is_complex()]
+        dtype = functools.reduce(torch.promote_types, dtypes) if dtypes else torch.get_default_dtype()
+        identity = torch.eye(size, dtype=dtype, device=self.device).reshape(size, *self.in_shape)
+        return self.forward(identity).reshape(size, -1).T
+
+    @property
+    def device(self) -> torch.device:
+        """The device of the operator's tensors (CPU when it has none)."""
+        return next(self.buffers(), torch.empty(0)).device
+
+    def __matmul__(self, other: LinearOperator) -> Composition:
+        return Composition(self, other)
+
+    def extra_repr(self) -> str:
+        return f"in_shape={self.in_shape}, out_shape={self.out_shape}"
+
+
+class Composition(LinearOperator):
+    r"""The composition :math:`A B` (apply ``inner`` :math:`B`, then ``outer`` :math:`A`); also written ``A @ B``.
+
+    :math:`(AB)^H = B^H A^H`; the Gram product uses :math:`A`'s, :math:`B^H (A^H A) B s`.
+
+    Example:
+        >>> import torch
+        >>> from mbdl.operators import Decimation, Diagonal
+        >>> A = Decimation((4,), factor=2) @ Diagonal(torch.tensor([1.0, 2.0, 3.0, 4.0]))
+        >>> A(torch.ones(4))
+        tensor([1., 3.])
+        >>> A.adjoint(torch.ones(2))
+        tensor([1., 0., 3., 0.])
+    """
+
+    def __init__(self, outer: LinearOperator, inner: LinearOperator) -> None:
+        if inner.out_shape != outer.in_shape:
+            raise ValueError(f"cannot compose: the inner operator gives {inner.out_shape}, the outer one takes {outer.in_shape}")
+        super().__init__(inner.in_shape, outer.out_shape)
+        self.outer, self.inner = outer, inner
+
+    def forward(self, s: Tensor) -> Tensor:
+        return self.outer(self.inner(s))
+
+    def adjoint(self, x: Tensor) -> Tensor:
+        return self.inner.adjoint(self.outer.adjoint(x))
+
+    def gram(self, s: Tensor) -> Tensor:
+        return self.inner.adjoint(self.outer.gram(self.inner(s)))
