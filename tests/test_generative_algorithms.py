@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import torch
 
+from mbdl.algorithms.kalman import kalman_log_likelihood, rts_smoother
 from mbdl.algorithms.linear_gaussian import (
     AffineEstimator,
     LinearGaussianModel,
@@ -23,6 +24,8 @@ from mbdl.algorithms.linear_gaussian import (
     generative_estimator,
     mmse_estimator,
 )
+from mbdl.algorithms.state_space_fit import fit_em, fit_labelled
+from mbdl.tasks.state_space import LinearGaussian, kinematics_1d
 
 D = torch.float64
 
@@ -218,3 +221,187 @@ def test_prior_mismatch_reverses_the_ordering(ex51_h):
         wrong = mse["generative, prior I"] - mse["discriminative"]
         for gap in (right, wrong):
             assert gap.mean() > 4 * gap.std() / math.sqrt(len(gap))
+
+
+# ---------------------------------------------------------------- state space: smoother, likelihood, fits
+
+
+def random_model(n: int, m: int, seed: int, known_start: bool = False) -> LinearGaussian:
+    """A random stable model in float64 (spectral radius of F 0.9, SPD Q, R, P0; P0 = 0 with ``known_start``)."""
+    g = generator(seed)
+
+    def spd(k: int) -> torch.Tensor:
+        A = torch.randn(k, k, generator=g, dtype=D)
+        return A @ A.T / k + 0.1 * torch.eye(k, dtype=D)
+
+    F = torch.randn(n, n, generator=g, dtype=D)
+    F = 0.9 * F / torch.linalg.eigvals(F).abs().max()
+    H, s0, Q, R, P0 = torch.randn(m, n, generator=g, dtype=D), torch.randn(n, generator=g, dtype=D), spd(n), spd(m), spd(n)
+    return LinearGaussian(H, Q, R, s0, torch.zeros(n, n, dtype=D) if known_start else P0, (0,), F)
+
+
+def matrices(model: LinearGaussian) -> tuple[torch.Tensor, ...]:
+    """``F, H, Q, R, s0, P0``."""
+    return model.F, model.H, model.Q, model.R, model.s0, model.P0
+
+
+@pytest.mark.parametrize(("n", "m", "seed"), [(2, 1, 0), (3, 2, 1), (4, 4, 2)])
+def test_rts_smoother_equals_filterpy(n, m, seed):
+    from filterpy.kalman import KalmanFilter
+
+    model = random_model(n, m, seed)
+    F, H, Q, R, s0, P0 = matrices(model)
+    _, x = model.simulate(3, 30, generator(seed + 100))
+    ours = rts_smoother(x, F, H, Q, R, s0, P0)
+    for i in range(len(x)):
+        kf = KalmanFilter(dim_x=n, dim_z=m)
+        kf.x, kf.P, kf.F, kf.H, kf.Q, kf.R = (A.numpy().copy() for A in (s0, P0, F, H, Q, R))
+        means, covariances, _, _ = kf.batch_filter(x[i].numpy())
+        s, P, _, _ = kf.rts_smoother(means, covariances)
+        np.testing.assert_allclose(ours.s[i].numpy(), s, rtol=1e-8, atol=1e-8)
+        np.testing.assert_allclose(ours.P.numpy(), P, rtol=1e-8, atol=1e-8)
+
+
+def test_rts_smoother_equals_filterpy_on_the_book_model_with_a_known_start():
+    """Ex. 5.2: P0 = 0 and a rank-one Q (so P_{1|0} is singular)."""
+    from filterpy.kalman import KalmanFilter
+
+    model = kinematics_1d().to(torch.zeros((), dtype=D))
+    _, x = model.simulate(2, 50, generator(3))
+    ours = rts_smoother(x, model.F, model.H, model.Q, model.R, model.s0, model.P0)
+    assert torch.all(ours.s0 == model.s0) and torch.all(ours.P0 == 0)
+    for i in range(len(x)):
+        kf = KalmanFilter(dim_x=2, dim_z=1)
+        kf.x, kf.P, kf.F, kf.H, kf.Q, kf.R = (A.numpy().copy() for A in (model.s0, model.P0, model.F, model.H, model.Q, model.R))
+        s, P, _, _ = kf.rts_smoother(*kf.batch_filter(x[i].numpy())[:2])
+        np.testing.assert_allclose(ours.s[i].numpy(), s, rtol=1e-8, atol=1e-8)
+        np.testing.assert_allclose(ours.P.numpy(), P, rtol=1e-8, atol=1e-10)
+
+
+def joint_gaussian(F, H, Q, R, s0, P0, T: int) -> tuple[torch.Tensor, ...]:
+    """Mean and covariance of the stacked states ``(s_0..s_T)`` and of the stacked measurements, and the map between."""
+    n, m = F.shape[0], H.shape[0]
+    powers = [torch.linalg.matrix_power(F, t) for t in range(T + 1)]
+    mean = torch.cat([A @ s0 for A in powers])
+    C = torch.zeros((T + 1) * n, (T + 1) * n, dtype=D)
+    for i in range(T + 1):
+        for j in range(T + 1):
+            block = powers[i] @ P0 @ powers[j].T + sum((powers[i - k] @ Q @ powers[j - k].T for k in range(1, min(i, j) + 1)), torch.zeros(n, n, dtype=D))
+            C[i * n : (i + 1) * n, j * n : (j + 1) * n] = block
+    observe = torch.zeros(T * m, (T + 1) * n, dtype=D)
+    for t in range(1, T + 1):
+        observe[(t - 1) * m : t * m, t * n : (t + 1) * n] = H
+    return mean, C, observe, torch.block_diag(*[R] * T)
+
+
+def test_smoother_lag_one_covariances_and_likelihood_equal_the_joint_gaussian():
+    model = random_model(3, 2, 9)
+    F, H, Q, R, s0, P0 = matrices(model)
+    T = 6
+    _, x = model.simulate(2, T, generator(109))
+    ours = rts_smoother(x, F, H, Q, R, s0, P0)
+    mean, C, observe, noise = joint_gaussian(F, H, Q, R, s0, P0, T)
+    S = observe @ C @ observe.T + noise
+    gain = C @ observe.T @ torch.linalg.inv(S)
+    posterior = C - gain @ observe @ C
+    lag_one = torch.stack([posterior[t * 3 : (t + 1) * 3, (t - 1) * 3 : t * 3] for t in range(1, T + 1)])
+    torch.testing.assert_close(ours.lag_one, lag_one, rtol=1e-9, atol=1e-11)
+    torch.testing.assert_close(ours.P0, posterior[:3, :3], rtol=1e-9, atol=1e-11)
+    for i in range(2):
+        innovation = x[i].reshape(-1) - observe @ mean
+        torch.testing.assert_close(torch.cat([ours.s0[i], ours.s[i].reshape(-1)]), mean + gain @ innovation, rtol=1e-9, atol=1e-11)
+        log_density = torch.distributions.MultivariateNormal(observe @ mean, S).log_prob(x[i].reshape(-1))
+        torch.testing.assert_close(ours.log_likelihood[i], log_density, rtol=1e-10, atol=1e-10)
+    torch.testing.assert_close(kalman_log_likelihood(x, F, H, Q, R, s0, P0), ours.log_likelihood)
+
+
+def sample_covariance_standard_error(C: torch.Tensor, count: int) -> torch.Tensor:
+    r"""Standard errors of the entries of a zero-mean sample covariance of ``count`` Gaussian draws: :math:`\sqrt{(C_{ii}C_{jj} + C_{ij}^2)/N}`."""
+    d = C.diagonal()
+    return ((d[:, None] * d[None, :] + C.square()) / count).sqrt()
+
+
+def test_labelled_fit_recovers_the_model_within_sampling_error():
+    model = random_model(3, 2, 10, known_start=True)
+    F, H, Q, R, s0, _ = matrices(model)
+    s, x = model.simulate(100, 50, generator(110))
+    count = 100 * 50
+    known = fit_labelled(s, x, F, H, s0)
+    assert torch.all((known.Q - Q).abs() < 4 * sample_covariance_standard_error(Q, count))
+    assert torch.all((known.R - R).abs() < 4 * sample_covariance_standard_error(R, count))
+    fitted = fit_labelled(s, x, F, H, s0, fit_F=True, fit_H=True)
+    previous = torch.cat([s0.expand(100, 1, 3), s[:, :-1]], 1).reshape(-1, 3)
+    # Cov(row i of F̂) = Q_ii (Σ s_{t-1} s_{t-1}ᵀ)⁻¹ ; Cov(row i of Ĥ) = R_ii (Σ s_t s_tᵀ)⁻¹
+    F_se = (Q.diagonal()[:, None] * torch.linalg.inv(previous.T @ previous).diagonal()[None, :]).sqrt()
+    states = s.reshape(-1, 3)
+    H_se = (R.diagonal()[:, None] * torch.linalg.inv(states.T @ states).diagonal()[None, :]).sqrt()
+    assert torch.all((fitted.F - F).abs() < 4 * F_se) and torch.all((fitted.H - H).abs() < 4 * H_se)
+    assert torch.all((fitted.Q - Q).abs() < 4 * sample_covariance_standard_error(Q, count))
+
+
+def symmetric_parameters(*matrices: torch.Tensor) -> torch.Tensor:
+    """The upper triangles of symmetric matrices, stacked."""
+    return torch.cat([A[tuple(torch.triu_indices(len(A), len(A)))] for A in matrices])
+
+
+def from_parameters(theta: torch.Tensor, n: int, m: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Inverse of :func:`symmetric_parameters` for an ``(n, n)`` and an ``(m, m)`` matrix."""
+    out = []
+    for k, chunk in ((n, theta[: n * (n + 1) // 2]), (m, theta[n * (n + 1) // 2 :])):
+        rows, cols = torch.triu_indices(k, k)
+        A = torch.zeros(k, k, dtype=theta.dtype).index_put((rows, cols), chunk)
+        out.append(A + A.T - torch.diag(A.diagonal()))
+    return out[0], out[1]
+
+
+def em_data() -> tuple[torch.Tensor, ...]:
+    """200 trajectories of 25 steps of a random 2-state model with a known start: ``x`` and ``F, H, Q, R, s0, P0``."""
+    model = random_model(2, 2, 11, known_start=True)
+    return model.simulate(200, 25, generator(111))[1], *matrices(model)
+
+
+def test_em_log_likelihood_never_decreases():
+    """Plain EM and the over-relaxed one, from Q = R = I; the accelerated one gets further in as many iterations."""
+    x, F, H, _, _, s0, P0 = em_data()
+    eye = torch.eye(2, dtype=D)
+    finals = []
+    for acceleration in (None, 1.5):
+        ll = fit_em(x, F, H, eye, eye, s0, P0, iterations=30, acceleration=acceleration).log_likelihood
+        assert len(ll) == 31 and ll[-1] > ll[0]
+        assert torch.all(ll.diff() >= -1e-9 * ll.abs()[1:])
+        finals.append(ll[-1])
+    assert finals[1] > finals[0]
+
+
+def test_em_recovers_q_and_r_within_sampling_error():
+    """EM from measurements only: it ends at a stationary point of the likelihood (the Newton step
+    left is a small fraction of a standard error) and the truth lies within 4 standard errors, from
+    the observed information (Hessian of the innovation log-likelihood, by autograd)."""
+    x, F, H, Q, R, s0, P0 = em_data()
+    eye = torch.eye(2, dtype=D)
+    fit = fit_em(x, F, H, eye, eye, s0, P0, iterations=150, acceleration=1.5)
+
+    def log_likelihood(theta: torch.Tensor) -> torch.Tensor:
+        Q_, R_ = from_parameters(theta, 2, 2)
+        return kalman_log_likelihood(x, F, H, Q_, R_, s0, P0).sum()
+
+    theta = symmetric_parameters(fit.Q, fit.R)
+    covariance = torch.linalg.inv(-torch.func.hessian(log_likelihood)(theta))
+    standard_error = covariance.diagonal().sqrt()
+    newton = covariance @ torch.func.grad(log_likelihood)(theta)  # the step left to the maximum
+    assert torch.all(newton.abs() < 0.2 * standard_error)
+    assert torch.all((theta - symmetric_parameters(Q, R)).abs() < 4 * standard_error)
+
+
+def test_em_also_fits_f():
+    """With F fitted too: monotone; at the end at least as likely as the truth, and not more than Wilks allows
+    (2(ℓ̂ − ℓ_true) ~ χ²(k), k = 4 + 3 free parameters of F and Q)."""
+    model = random_model(2, 2, 12, known_start=True)
+    F, H, Q, R, s0, P0 = matrices(model)
+    _, x = model.simulate(200, 25, generator(112))
+    eye = torch.eye(2, dtype=D)
+    fit = fit_em(x, 0.5 * eye, H, eye, R, s0, P0, iterations=60, fit_F=True, fit_R=False, acceleration=1.5)
+    assert torch.all(fit.log_likelihood.diff() >= -1e-9 * fit.log_likelihood.abs()[1:])
+    excess = fit.log_likelihood[-1] - kalman_log_likelihood(x, F, H, Q, R, s0, P0).sum()
+    k = 7
+    assert 0 <= excess < (k + 4 * math.sqrt(2 * k)) / 2
