@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import torch
 
+from mbdl.algorithms.calibration import Calibration, calibrate_gain_phase
 from mbdl.algorithms.kalman import kalman_log_likelihood, rts_smoother
 from mbdl.algorithms.linear_gaussian import (
     AffineEstimator,
@@ -25,6 +26,8 @@ from mbdl.algorithms.linear_gaussian import (
     mmse_estimator,
 )
 from mbdl.algorithms.state_space_fit import fit_em, fit_labelled
+from mbdl.algorithms.subspace import esprit, sample_covariance, ula_steering
+from mbdl.tasks.array import SensorArray
 from mbdl.tasks.state_space import LinearGaussian, kinematics_1d
 
 D = torch.float64
@@ -405,3 +408,57 @@ def test_em_also_fits_f():
     excess = fit.log_likelihood[-1] - kalman_log_likelihood(x, F, H, Q, R, s0, P0).sum()
     k = 7
     assert 0 <= excess < (k + 4 * math.sqrt(2 * k)) / 2
+
+
+# ---------------------------------------------------------------- array calibration
+
+
+def simulate_doa(array: SensorArray, n: int, snapshots: int, snr_db: float, g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """``n`` samples of 3 non-coherent sources on [-60°, 60°], 15° apart: angles ``(n, 3)``, covariances ``(n, N, N)``."""
+    low, span, gap = math.radians(-60), math.radians(120), math.radians(15)
+    theta = low + torch.rand(n, 3, generator=g, dtype=D).sort(1).values * (span - 2 * gap) + gap * torch.arange(3, dtype=D)
+    y = 10 ** (snr_db / 20) * torch.randn(n, 3, snapshots, generator=g, dtype=torch.complex128)
+    w = torch.randn(n, array.size, snapshots, generator=g, dtype=torch.complex128)
+    return theta, sample_covariance(array.steering(theta) @ y + w)
+
+
+def calibrate(theta: torch.Tensor, R: torch.Tensor, snr_db: float, gains: bool = True) -> Calibration:
+    P = 10 ** (snr_db / 10) * torch.eye(3, dtype=torch.complex128)
+    return calibrate_gain_phase(R, ula_steering(theta, R.shape[-1]), P, 1.0, gains=gains)
+
+
+def test_calibration_recovers_gain_and_phase_within_sampling_error():
+    array = SensorArray.perturbed(8, 0.0, 0.2, 0.3, generator(13))
+    replications, n, snapshots = 6, 100, 100
+    estimates = []
+    for r in range(replications):
+        calibration = calibrate(*simulate_doa(array, n, snapshots, 10.0, generator(100 + r)), 10.0)
+        assert calibration.log_gain[0] == 0 and calibration.phase[0] == 0
+        estimates.append(torch.cat([calibration.log_gain[1:], calibration.phase[1:]]))
+    estimates = torch.stack(estimates)
+    truth = torch.cat([array.gain.log()[1:], array.phase[1:]])
+    spread = estimates.std(0)
+    # R̂ entries have relative standard deviation 1/sqrt(T): per parameter about 1/sqrt(n T) of sampling error
+    assert torch.all(spread < 3 / math.sqrt(n * snapshots))
+    assert torch.all((estimates.mean(0) - truth).abs() < 4 * spread / math.sqrt(replications) + 1e-4)
+
+
+def test_phase_only_calibration_keeps_unit_gains():
+    array = SensorArray.perturbed(6, 0.0, 0.0, 0.4, generator(14))
+    calibration = calibrate(*simulate_doa(array, 200, 100, 10.0, generator(15)), 10.0, gains=False)
+    assert torch.all(calibration.log_gain == 0)
+    assert (calibration.phase - array.phase).abs().max() < 4 / math.sqrt(200 * 100)
+
+
+def test_calibrated_esprit_approaches_the_true_array():
+    """ESPRIT on covariances corrected by the fitted calibration against the exact correction (the true array's)."""
+    array = SensorArray.perturbed(8, 0.0, 0.2, 0.3, generator(16))
+    snr_db = 20.0
+    calibration = calibrate(*simulate_doa(array, 500, 200, snr_db, generator(17)), snr_db)
+    theta, R = simulate_doa(array, 1000, 200, snr_db, generator(18))
+    rmspe = lambda estimate: (estimate - theta).square().mean().sqrt().item()  # sorted angles, 15° apart
+    exact = rmspe(esprit(Calibration(array.gain.log(), array.phase).apply(R), 3))
+    fitted = rmspe(esprit(calibration.apply(R), 3))
+    nominal = rmspe(esprit(R, 3))
+    assert fitted < 1.1 * exact
+    assert nominal > 10 * exact
