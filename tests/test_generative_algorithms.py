@@ -14,11 +14,13 @@ import pytest
 import torch
 
 from mbdl.algorithms.calibration import Calibration, calibrate_gain_phase
-from mbdl.algorithms.kalman import kalman_log_likelihood, rts_smoother
+from mbdl.algorithms.kalman import kalman_filter, kalman_log_likelihood, rts_smoother
 from mbdl.algorithms.linear_gaussian import (
+    BOOK_EX51_PUBLISHED,
     AffineEstimator,
     LinearGaussianModel,
     book_ex51,
+    book_ex51_H,
     discriminative_estimator,
     fit_affine,
     fit_observation,
@@ -139,12 +141,6 @@ def expected_discriminative_mse(mmse: float, n_train: int, m: int) -> float:
     return mmse * (1 + 1 / n_train + (1 + 1 / n_train) * m / (n_train - m - 2))
 
 
-@pytest.fixture(scope="module")
-def ex51_h() -> torch.Tensor:
-    """The notebook's H: ``np.random.seed(12)`` and no other draw before ``H = np.random.randn(30, 30)``."""
-    return torch.from_numpy(np.random.RandomState(12).randn(30, 30))
-
-
 def learned_estimators(model: LinearGaussianModel, n_train: int, seeds: int, seed: int) -> dict[str, AffineEstimator]:
     """The three learned estimators, one training set per seed (batched: weights ``(seeds, n, m)``)."""
     s, x = model.simulate(n_train, generator(seed), (seeds,))
@@ -163,16 +159,16 @@ def learned_mse(model: LinearGaussianModel, n_train: int, seeds: int, seed: int)
 
 
 @pytest.mark.parametrize("n_train", [100, 400])
-def test_discriminative_mse_matches_its_expectation(ex51_h, n_train):
-    model = book_ex51(0.3, ex51_h)
+def test_discriminative_mse_matches_its_expectation(n_train):
+    model = book_ex51(0.3, book_ex51_H())
     mse = learned_mse(model, n_train, 300, n_train)["discriminative"]
     expected = expected_discriminative_mse(model.mmse().item(), n_train, model.m)
     assert abs(mse.mean() - expected) < 4 * mse.std() / math.sqrt(len(mse))
 
 
-def test_learned_estimators_approach_the_mmse(ex51_h):
+def test_learned_estimators_approach_the_mmse():
     """Excess MSE over the MMSE: generative below discriminative, both falling ~1/n_t; the wrong prior stalls at its closed form."""
-    model = book_ex51(0.3, ex51_h)
+    model = book_ex51(0.3, book_ex51_H())
     mmse = model.mmse()
     seeds = 64
     small, large = learned_mse(model, 150, seeds, 0), learned_mse(model, 1500, seeds, 1)
@@ -189,24 +185,13 @@ def test_learned_estimators_approach_the_mmse(ex51_h):
     assert limit - mmse > 0.2  # the book's "stalls ~0.28 above the MMSE"
 
 
-#: the notebook's own code (seed 12, 10 000 test draws, MSE summed over 30 entries):
-#: (n_t, σ) -> (discriminative, generative, MMSE, generative with the prior mismatch)
-PUBLISHED = {
-    (42, 0.3): (1.464, 1.132, 0.492, 2.247),
-    (97, 0.3): (0.723, 0.604, 0.499, 1.058),
-    (1777, 0.3): (0.502, 0.498, 0.493, 0.776),
-    (100, 1.0): (2.378, 1.977, 1.631, 3.173),
-    (100, 0.01): (0.0021, 0.0021, 0.0014, 0.0020),
-}
-
-
-@pytest.mark.parametrize(("n_train", "noise_std"), list(PUBLISHED))
-def test_published_ex51_points_within_the_spread_of_one_run(ex51_h, n_train, noise_std):
+@pytest.mark.parametrize(("n_train", "noise_std"), list(BOOK_EX51_PUBLISHED))
+def test_published_ex51_points_within_the_spread_of_one_run(n_train, noise_std):
     """Each published value is one run: one training set and 10 000 test draws (printed to 2-4 digits)."""
-    model = book_ex51(noise_std, ex51_h)
+    model = book_ex51(noise_std, book_ex51_H())
     estimators = learned_estimators(model, n_train, 64, n_train + int(1000 * noise_std)) | {"mmse": model.mmse_estimator()}
     names = ("discriminative", "generative", "mmse", "generative, prior I")
-    for name, published in zip(names, PUBLISHED[(n_train, noise_std)]):
+    for name, published in zip(names, BOOK_EX51_PUBLISHED[(n_train, noise_std)]):
         mse = estimators[name].mse(model).reshape(-1)
         training = mse.std().item() if len(mse) > 1 else 0.0  # the training set's share of one run's spread
         test_draws = (estimators[name].squared_error_variance(model).mean() / 10000).sqrt().item()  # the test draws'
@@ -215,9 +200,9 @@ def test_published_ex51_points_within_the_spread_of_one_run(ex51_h, n_train, noi
         assert abs(mse.mean() - published) < 4 * spread + rounding, (name, mse.mean().item(), published, spread)
 
 
-def test_prior_mismatch_reverses_the_ordering(ex51_h):
+def test_prior_mismatch_reverses_the_ordering():
     """Right prior: generative < discriminative. Prior told as I: discriminative < generative (paired over training sets)."""
-    model = book_ex51(0.3, ex51_h)
+    model = book_ex51(0.3, book_ex51_H())
     for n_train in (97, 1777):
         mse = learned_mse(model, n_train, 32, 10 + n_train)
         right = mse["discriminative"] - mse["generative"]
@@ -408,6 +393,28 @@ def test_em_also_fits_f():
     excess = fit.log_likelihood[-1] - kalman_log_likelihood(x, F, H, Q, R, s0, P0).sum()
     k = 7
     assert 0 <= excess < (k + 4 * math.sqrt(2 * k)) / 2
+
+
+def book_ex52_ratio(fit: str, seed: int = 0) -> float:
+    """Book Ex. 5.2: position MSE of the KF told the fitted Q (R known) over that of the KF with full knowledge, same 500 test trajectories."""
+    model = kinematics_1d().to(torch.zeros((), dtype=D))
+    s, x = model.simulate(20, 200, generator(seed))
+    s_test, x_test = model.simulate(500, 200, generator(seed + 1))
+    if fit == "labelled":
+        Q = fit_labelled(s, x, model.F, model.H, model.s0).Q
+    else:
+        Q = fit_em(x, model.F, model.H, torch.eye(2, dtype=D), model.R, model.s0, model.P0, 100, fit_R=False, acceleration=1.5).Q
+    fitted, full = (kalman_filter(x_test, model.F, model.H, V, model.R, model.s0, model.P0).s[..., 0] for V in (Q, model.Q))
+    return ((fitted - s_test[..., 0]).square().mean() / (full - s_test[..., 0]).square().mean()).item()
+
+
+def test_book_ex52_labelled_fit_is_within_2_percent_of_full_knowledge():
+    assert book_ex52_ratio("labelled") < 1.02
+
+
+@pytest.mark.slow
+def test_book_ex52_em_fit_is_within_5_percent_of_full_knowledge():
+    assert book_ex52_ratio("em") < 1.05
 
 
 # ---------------------------------------------------------------- array calibration
