@@ -34,6 +34,7 @@ Example::
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import NamedTuple
 
@@ -157,6 +158,117 @@ def kalman_filter(x: Tensor, F: Tensor, H: Tensor, Q: Tensor, R: Tensor, s0: Ten
     f, jacobian_f = linear(F)
     h, jacobian_h = linear(H)
     return extended_kalman_filter(x, f, h, jacobian_f, jacobian_h, Q, R, s0, P0)
+
+
+def prior_covariances(P: Tensor, F: Tensor, Q: Tensor, P0: Tensor) -> Tensor:
+    r"""The one-step predicted covariances :math:`P_{t|t-1} = F P_{t-1} F^\top + Q`, ``t = 1..T``, from the filter's :math:`P_t`.
+
+    Args:
+        P: ``(T, n, n)`` or ``(b, T, n, n)`` posterior covariances of :func:`kalman_filter`.
+        F: ``(n, n)`` or ``(b, n, n)``; Q: ``(n, n)``; P0: ``(n, n)`` or ``(b, n, n)``.
+
+    Returns:
+        The same shape as ``P``, all steps at once (no time loop).
+    """
+    previous = torch.cat([P0.expand(*P.shape[:-3], 1, *P.shape[-2:]), P[..., :-1, :, :]], dim=-3)
+    F = F.unsqueeze(-3)  # one F for every step
+    return predict_covariance(previous, F, Q)
+
+
+def innovation_log_likelihood(innovation: Tensor, H: Tensor, R: Tensor, P_prior: Tensor) -> Tensor:
+    r"""The exact Gaussian log-likelihood :math:`\log p(x_{1:T})` of each trajectory, by the prediction-error decomposition.
+
+    .. math::  \log p(x_{1:T}) = -\tfrac12 \sum_{t=1}^T \big(m \log 2\pi + \log\det S_t + \Delta x_t^\top S_t^{-1} \Delta x_t\big),
+               \qquad S_t = H P_{t|t-1} H^\top + R,
+
+    with the innovations :math:`\Delta x_t` of the filter (Schweppe 1965).
+
+    Args:
+        innovation: ``(b, T, m)`` (:attr:`FilterResult.innovation`).
+        H: ``(m, n)`` or ``(b, m, n)``; R: ``(m, m)``.
+        P_prior: ``(T, n, n)`` or ``(b, T, n, n)`` (:func:`prior_covariances`).
+
+    Returns:
+        ``(b,)`` log-likelihoods (differentiable in every model matrix).
+    """
+    S = symmetrize(H.unsqueeze(-3) @ P_prior @ _t(H).unsqueeze(-3) + R)
+    L = torch.linalg.cholesky(S)
+    whitened = torch.linalg.solve_triangular(L, innovation.unsqueeze(-1), upper=False).squeeze(-1)  # (b, T, m)
+    log_det = 2 * L.diagonal(dim1=-2, dim2=-1).log().sum(-1)  # (T,) or (b, T)
+    m = innovation.shape[-1]
+    return -0.5 * (whitened.square().sum((-2, -1)) + log_det.sum(-1) + innovation.shape[-2] * m * math.log(2 * math.pi))
+
+
+def kalman_log_likelihood(x: Tensor, F: Tensor, H: Tensor, Q: Tensor, R: Tensor, s0: Tensor, P0: Tensor) -> Tensor:
+    """``(b,)`` log-likelihoods :math:`\\log p(x_{1:T})` of measurements ``x`` ``(b, T, m)`` under the linear model (:func:`innovation_log_likelihood`)."""
+    result = kalman_filter(x, F, H, Q, R, s0, P0)
+    return innovation_log_likelihood(result.innovation, H, R, prior_covariances(result.P, F, Q, P0))
+
+
+class SmootherResult(NamedTuple):
+    r"""Output of :func:`rts_smoother`: the posterior of the states given all measurements :math:`x_{1:T}`.
+
+    Attributes:
+        s: ``(b, T, n)`` smoothed means :math:`\hat s_{t|T}`, ``t = 1..T``.
+        P: ``(T, n, n)`` or ``(b, T, n, n)`` smoothed covariances :math:`P_{t|T}`.
+        lag_one: same shape, :math:`P_{t,t-1|T} = \mathrm{Cov}(s_t, s_{t-1} \mid x_{1:T})`, ``t = 1..T`` (``t = 1`` pairs with :math:`s_0`).
+        s0: ``(b, n)`` :math:`\hat s_{0|T}`; P0: ``(n, n)`` or ``(b, n, n)`` :math:`P_{0|T}`.
+        log_likelihood: ``(b,)`` :math:`\log p(x_{1:T})` (:func:`innovation_log_likelihood`).
+        filtered: the forward pass (:class:`FilterResult`).
+    """
+
+    s: Tensor
+    P: Tensor
+    lag_one: Tensor
+    s0: Tensor
+    P0: Tensor
+    log_likelihood: Tensor
+    filtered: FilterResult
+
+
+def rts_smoother(x: Tensor, F: Tensor, H: Tensor, Q: Tensor, R: Tensor, s0: Tensor, P0: Tensor) -> SmootherResult:
+    r"""The Rauch–Tung–Striebel fixed-interval smoother of the linear model, back to :math:`s_0`.
+
+    After :func:`kalman_filter`, for :math:`t = T-1, \dots, 0` (in the order of the code, with
+    :math:`\hat s_0, P_0` the prior of :math:`s_0`):
+
+    .. math::
+        J_t &= P_t F^\top P_{t+1|t}^{-1} \\
+        \hat s_{t|T} &= \hat s_t + J_t (\hat s_{t+1|T} - F \hat s_t) \\
+        P_{t|T} &= P_t + J_t (P_{t+1|T} - P_{t+1|t}) J_t^\top \\
+        P_{t+1,t|T} &= P_{t+1|T} J_t^\top
+
+    (the lag-one form of de Jong 1989, equal to Shumway & Stoffer's recursion). :math:`P_{1|0} = F P_0 F^\top + Q`
+    may be singular (a known start, ``P0 = 0``): :math:`J_0` uses its pseudo-inverse. Filtered and smoothed
+    steps ``T`` coincide. Shapes as in :func:`kalman_filter`; only time is a Python loop.
+
+    Returns:
+        :class:`SmootherResult`.
+    """
+    filtered = kalman_filter(x, F, H, Q, R, s0, P0)
+    P_prior = prior_covariances(filtered.P, F, Q, P0)
+    b, T, n = filtered.s.shape
+    means = torch.cat([s0.expand(b, n).unsqueeze(1), filtered.s], dim=1)  # ŝ_t, t = 0..T
+    covariances = torch.cat([P0.expand(*filtered.P.shape[:-3], 1, n, n), filtered.P], dim=-3)  # P_t, t = 0..T
+    s_next, P_next = filtered.s[:, -1], filtered.P[..., -1, :, :]
+    smoothed_s, smoothed_P, lag_one = [s_next], [P_next], []
+    for t in range(T - 1, -1, -1):
+        P_t, prior = covariances[..., t, :, :], P_prior[..., t, :, :]  # P_t and P_{t+1|t}
+        FP = F @ P_t
+        J = _t(torch.linalg.pinv(prior, hermitian=True) @ FP) if t == 0 else _t(torch.linalg.solve(prior, FP))
+        s_t = means[:, t]
+        lag_one.append(P_next @ _t(J))
+        s_next = s_t + _apply(J, s_next - _apply(F, s_t))
+        P_next = symmetrize(P_t + J @ (P_next - prior) @ _t(J))
+        smoothed_s.append(s_next)
+        smoothed_P.append(P_next)
+    step_dim = 1 if P_next.dim() == 3 else 0
+    s_all = torch.stack(smoothed_s[::-1], 1)  # t = 0..T
+    P_all = torch.stack(smoothed_P[::-1], step_dim)
+    log_likelihood = innovation_log_likelihood(filtered.innovation, H, R, P_prior)
+    return SmootherResult(
+        s_all[:, 1:], P_all[..., 1:, :, :], torch.stack(lag_one[::-1], step_dim), s_all[:, 0], P_all[..., 0, :, :], log_likelihood, filtered
+    )
 
 
 def autograd_jacobian(f: Transition) -> Transition:
