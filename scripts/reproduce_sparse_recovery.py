@@ -29,6 +29,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 from reproduction import ROOT, run_job  # noqa: E402
 
+from mbdl.results.tables import markdown  # noqa: E402
+
 RESULTS = ROOT / "docs" / "results" / "sparse_recovery.md"
 RECORDS = ROOT / "docs" / "results" / "sparse_recovery.json"
 FIGURE = ROOT / "docs" / "results" / "lista_cpss_nmse_per_layer.png"
@@ -80,25 +82,22 @@ def db(value: float | None) -> str:
 
 
 def table(section: str, records: dict) -> str:
-    lines = [
-        f"## {section}\n",
-        "| method | test NMSE (dB) | oracle bound (dB) | support F1 | NMSE per layer (dB) | params | train time (s) | published | command |",
-        "|---|---|---|---|---|---|---|---|---|",
-    ]
+    header = ["method", "test NMSE (dB)", "oracle bound (dB)", "support F1", "NMSE per layer (dB)", "params", "train time (s)", "published", "command"]
+    cells = []
     for label, published, overrides in SECTIONS[section]:
         key = " ".join(overrides)
         if key not in records:
-            lines.append(f"| {label} | not run | | | | | | {published} | `python -m mbdl {key}` |")
+            cells.append([label, "not run", "", "", "", "", "", published, f"`python -m mbdl {key}`"])
             continue
         r = records[key]
         curve = r.get("curve/nmse_db") or []
         shown = curve if len(curve) <= 16 else curve[:: max(1, len(curve) // 10)] + [curve[-1]]
         curve_text = ", ".join(f"{v:.1f}" for v in shown).replace("-", "−") + (" (every 10th)" if len(curve) > 16 else "")
-        lines.append(
-            f"| {label} | {db(r['test/nmse_db'])} | {db(r.get('bound/nmse_db'))} | {r['test/support_f1']:.3f} | {curve_text} "
-            f"| {r['params']} | {r['train_time_s']:.0f} | {published} | `python -m mbdl {key}` |"
-        )
-    return "\n".join(lines) + "\n"
+        cells.append([
+            label, db(r["test/nmse_db"]), db(r.get("bound/nmse_db")), f"{r['test/support_f1']:.3f}", curve_text,
+            str(r["params"]), f"{r['train_time_s']:.0f}", published, f"`python -m mbdl {key}`",
+        ])
+    return f"## {section}\n\n" + markdown(header, cells)
 
 
 def noise_level(overrides: tuple[str, ...]) -> str:

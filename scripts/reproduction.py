@@ -1,6 +1,7 @@
-"""What the reproduction scripts share: one ``python -m mbdl`` job in a fresh process, its record back.
+"""What the reproduction scripts share: one ``python -m mbdl`` job in a fresh process, its record back, and a
+record's bound or reference.
 
-    from reproduction import run_job      # scripts/ is on sys.path when a script runs
+    from reproduction import reference, run_job      # scripts/ is on sys.path when a script runs
 """
 
 from __future__ import annotations
@@ -18,6 +19,12 @@ ROOT = Path(__file__).resolve().parents[1]
 
 #: every reproduction job: seed 0, one torch thread, no logger, no progress bar.
 JOB_OPTIONS = ("seed=0", "threads=1", "~logger", "trainer.enable_progress_bar=false")
+
+
+def reference(record: dict[str, Any], metric: str) -> tuple[float, str]:
+    """The record's bound or reference for ``metric`` and which the task declared it: ``("bound" | "reference")``."""
+    kind = "bound" if f"bound/{metric}" in record else "reference"
+    return record[f"{kind}/{metric}"], kind
 
 
 def run_job(overrides: tuple[str, ...] | list[str], run_dir: Path) -> dict[str, Any]:
