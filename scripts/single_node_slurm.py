@@ -18,6 +18,7 @@ import argparse
 import contextlib
 import os
 import pwd
+import shlex
 import shutil
 import signal
 import socket
@@ -293,7 +294,7 @@ def main(argv: list[str] | None = None) -> None:
     if missing := missing_commands():
         raise SystemExit(f"error: {', '.join(missing)} not found: apt-get install {' '.join(PACKAGES)}")
     cluster = start(args.folder)
-    print("export " + " ".join(f"{key}={value}" for key, value in cluster.env.items()))
+    print("export " + " ".join(f"{key}={shlex.quote(value)}" for key, value in cluster.env.items()))
 
 
 if __name__ == "__main__":
