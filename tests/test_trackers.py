@@ -13,7 +13,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from tensorboard.plugins.hparams import plugin_data_pb2
 
 from mbdl.config import ConfigError
-from mbdl.results.loggers import mlflow_logger, tensorboard_logger
+from mbdl.results.loggers import _extra, mlflow_logger, tensorboard_logger
 from mbdl.results.record import read_records
 from tests.conftest import run_cli
 from tests.test_sweeps import TINY, lr, sweep_dir
@@ -104,3 +104,9 @@ def test_a_bad_tracker_option_is_one_line_naming_it(build, option):
     with pytest.raises(ConfigError, match=f"^{option}: ") as error:
         build()
     assert "\n" not in str(error.value)
+
+
+def test_a_missing_tracker_package_names_the_extra_that_installs_it():
+    with pytest.raises(ConfigError, match=r"^logger=mlflow needs the package not_installed_anywhere: pip install 'mbdl\[mlflow\]'$"):
+        with _extra("mlflow"):
+            import not_installed_anywhere  # noqa: F401

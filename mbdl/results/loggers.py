@@ -144,6 +144,15 @@ def _curve(record: dict[str, Any]) -> tuple[str, list[float]] | None:
     return (key, values) if isinstance(values, list) else None
 
 
+@contextlib.contextmanager
+def _extra(name: str) -> Iterator[None]:
+    """Turn a missing package of ``logger=<name>`` into one line naming the extra that installs it."""
+    try:
+        yield
+    except ModuleNotFoundError as error:
+        raise ConfigError(f"logger={name} needs the package {error.name}: pip install 'mbdl[{name}]'") from error
+
+
 def tensorboard_logger(save_dir: str, name: str = "tensorboard") -> Any:
     """Lightning's ``TensorBoardLogger`` writing to ``<save_dir>/<name>`` for the current Hydra job.
 
@@ -152,11 +161,9 @@ def tensorboard_logger(save_dir: str, name: str = "tensorboard") -> Any:
     metrics and bounds), ``curve/<metric>`` per iteration, the figure and the status, then closes the files.
     """
     require(bool(name) and "/" not in name, "logger.tensorboard.name", f"must be a folder name, got {name!r}")
-    try:
+    with _extra("tensorboard"):
         from lightning.pytorch.loggers import TensorBoardLogger
         from torch.utils.tensorboard.summary import hparams  # noqa: F401 - needs the tensorboard package
-    except ModuleNotFoundError as error:
-        raise ConfigError(f"logger=tensorboard needs the tensorboard package ({error}): pip install 'mbdl[tensorboard]'") from error
 
     class Tracker(TensorBoardLogger):
         kind = "TensorBoard"
@@ -222,11 +229,9 @@ def mlflow_logger(tracking_uri: str, experiment_name: str = "mbdl", artifact_loc
     require(scheme.split("+")[0] in MLFLOW_SCHEMES, "logger.mlflow.tracking_uri",
             f"got {tracking_uri!r}; a URI such as sqlite:///outputs/mlflow.db, postgresql://host/db or http://host:5000")
     require(bool(experiment_name), "logger.mlflow.experiment_name", "must not be empty")
-    try:
+    with _extra("mlflow"):
         from lightning.pytorch.loggers import MLFlowLogger
         from mlflow.exceptions import MlflowException
-    except ModuleNotFoundError as error:
-        raise ConfigError(f"logger=mlflow needs MLflow ({error}): pip install 'mbdl[mlflow]'") from error
 
     class Tracker(MLFlowLogger):
         kind = "MLflow"
