@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup run test test-slow bench clean chromium
+.PHONY: setup run test test-slow bench clean chromium slurm
 
 setup: $(STAMP)
 
@@ -25,7 +25,13 @@ chromium:
 	@command -v chromium >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null; } \
 		|| echo "warning: could not install chromium; the dashboard test needs it" >&2
 
-test: $(STAMP) chromium
+# The SLURM test starts a one-node cluster (scripts/single_node_slurm.py) from Debian's slurm-wlm and munge,
+# installed when missing (~8 s; needs root and apt; without them the test is skipped locally and fails under CI=true).
+slurm:
+	@{ command -v slurmctld && command -v slurmd && command -v munged; } >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends slurm-wlm munge >/dev/null; } \
+		|| echo "warning: could not install slurm-wlm and munge; the SLURM test needs them" >&2
+
+test: $(STAMP) chromium slurm
 	$(BIN)/python -m pytest -n 2 --durations=10
 
 # The long accuracy studies (excluded from `make test`).

@@ -57,6 +57,8 @@ class LightningNoise(logging.Filter):
 logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(LightningNoise())
 # lightning 2.6 with torch 2.13: an internal deprecation, not ours to fix
 warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated", category=FutureWarning)
+# a machine with SLURM installed (a login node, this CI): Lightning's hint to run under srun, for a job that is not one
+warnings.filterwarnings("ignore", message="The `srun` command is available on your system but is not used")
 # regime.fresh_data: the training stream has a length and is read in the main process (no workers to split it)
 warnings.filterwarnings("ignore", message="Your `IterableDataset` has `__len__` defined")
 
