@@ -51,7 +51,7 @@ def test_tensorboard_holds_hparams_test_metrics_bounds_curve_and_status(tracked_
         metric_names = {info.name.tag for info in experiment.metric_infos}
         status = events.Tensors("status/text_summary")[-1].tensor_proto.string_val[0].decode()
         if record["status"] == "ok":
-            assert metric_names == {"test/nmse_db", "test/support_f1", "bound/nmse_db"}, "the HParams columns: test metrics and bound"
+            assert metric_names == {f"{split}/{m}" for split in ("val", "test") for m in ("nmse_db", "support_f1")} | {"bound/nmse_db"}, "the HParams columns: metrics and bound"
             for key in metric_names:
                 assert scalars(events, key)[-1][1] == pytest.approx(record[key], rel=1e-6)
             assert [step for step, _ in scalars(events, "curve/nmse_db")] == list(range(1, ITERATIONS + 1))
