@@ -52,8 +52,14 @@ def spatial_smoothing(R: Tensor, subarray: int) -> Tensor:
 
 
 def subspaces(R: Tensor, num_sources: int) -> tuple[Tensor, Tensor]:
-    """Signal subspace ``(batch, N, M)`` (the ``M`` leading eigenvectors) and noise subspace ``(batch, N, N-M)``."""
-    _, vectors = torch.linalg.eigh(R)  # ascending eigenvalues
+    """Signal subspace ``(batch, N, M)`` (the ``M`` leading eigenvectors) and noise subspace ``(batch, N, N-M)``, in double precision.
+
+    The decomposition runs in double precision whatever the input's: the estimators only depend on the subspaces,
+    not on each eigenvector's arbitrary phase, but in single precision the rounding of a large gradient (close
+    eigenvalues, coherent sources) reached the tolerance of ``eigh``'s backward check, which then refused to
+    differentiate (SubspaceNet's training stopped with "eigenvectors ... specified up to multiplication by e^{i phi}").
+    """
+    _, vectors = torch.linalg.eigh(R.to(torch.complex128 if R.is_complex() else torch.float64))  # ascending eigenvalues
     n = R.shape[-1]
     return vectors[..., n - num_sources :], vectors[..., : n - num_sources]
 
@@ -175,8 +181,8 @@ def root_music(R: Tensor, num_sources: int) -> Tensor:
     coefficients = torch.stack([C.diagonal(offset=k, dim1=-2, dim2=-1).sum(-1) for k in range(-(n - 1), n)], dim=-1)
     degree = 2 * n - 2
     monic = coefficients[..., :-1] / coefficients[..., -1:]
-    companion = torch.zeros(*R.shape[:-2], degree, degree, dtype=R.dtype, device=R.device)
-    companion[..., 1:, :-1] = torch.eye(degree - 1, dtype=R.dtype, device=R.device)
+    companion = torch.zeros(*R.shape[:-2], degree, degree, dtype=C.dtype, device=R.device)
+    companion[..., 1:, :-1] = torch.eye(degree - 1, dtype=C.dtype, device=R.device)
     companion = companion - torch.nn.functional.pad(monic[..., :, None], (degree - 1, 0))
     roots = torch.linalg.eigvals(companion)  # (batch, 2N-2)
     modulus = roots.abs()
