@@ -38,7 +38,7 @@ LASSO_SOLVERS = ("ista", "fista", "admm")
 
 
 class IterativeSolver(IterativeMethod):
-    """One of :data:`ALGORITHMS` on the assumed operator; ``mode`` places it on the spectrum.
+    r"""One of :data:`ALGORITHMS` on the assumed operator; ``mode`` places it on the spectrum.
 
     Args:
         assumed: the task's assumed linear inverse problem.

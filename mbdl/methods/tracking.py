@@ -45,7 +45,7 @@ class RecurrentEstimator(Method):
 
 
 class LearnedNoiseKF(Method):
-    """Learned optimizer (book Ex. 5.2): the (E)KF whose ``Q``, ``R`` (and optionally ``F``) are trained
+    r"""Learned optimizer (book Ex. 5.2): the (E)KF whose ``Q``, ``R`` (and optionally ``F``) are trained
     by back-propagation through the filter; ``Q``, ``R`` are Cholesky-parametrised (positive definite
     by construction) and initialised at the assumed model.
 
