@@ -222,8 +222,10 @@ def ex51_table(store: dict[str, Any]) -> str:
                 continue
             bound = next(r["bound/mse"] for r in entry["records"] if np.isclose(float(r["overrides"][axis]), at))
             mean, std = statistics.fmean(runs), statistics.stdev(runs) if len(runs) > 1 else float("nan")
-            digits = 4 if sigma < 0.1 else 3
-            row.append(f"{mean:.{digits}f} ± {std:.{digits}f} / {value} ({(value - mean) / std:+.1f}σ)")
+            rounding = 5e-5 if sigma < 0.1 else 5e-4  # half the notebook's last printed digit (4 or 3 decimals)
+            z = (value - mean) / (std**2 + rounding**2 / 3) ** 0.5  # its rounding error: uniform, variance r²/3
+            digits = 5 if sigma < 0.1 else 3
+            row.append(f"{mean:.{digits}f} ± {std:.{digits}f} / {value} ({z:+.1f}σ)")
         row.append("" if bound is None else f"{bound:.4f}")
         cells.append(row)
     return markdown(["point", *(f"{name} (ours / notebook)" for name in COLUMNS_51), "MMSE closed form (bound)"], cells)
@@ -240,7 +242,8 @@ learning fits H and the measurement mean by least squares and runs the MMSE rule
 Ĉ_sx Ĉ_xx⁻¹ (x − x̄) + s̄ (`method=black_box`, a linear layer fitted in closed form). The notebook's column "MMSE" is
 the Monte-Carlo MSE of the MMSE estimator on its test draws: here `method=model_based task.mismatch.H=0` (H told
 exactly); the bound is the closed form. Each cell: our mean ± std over {len(SEEDS_51)} seeds (each one training and one
-test set, as one run of the notebook) / the notebook's value (its single run), and (notebook − mean)/std.
+test set, as one run of the notebook) / the notebook's value (its single run, printed to 3 or 4 decimals), and
+(notebook − mean)/σ with σ² = std² + the variance of that rounding.
 
 {ex51_table(store)}
 ![MSE vs σ, the notebook's figure 1]({figures[0].name})
@@ -268,7 +271,7 @@ def task_chart(task: str, store: dict[str, Any]) -> Path:
     ax.set_xscale("log")
     if metric == "position_mse" or metric == "rmspe_deg":
         ax.set_yscale("log")
-    ax.set_xlabel("training samples (trajectories for tracking)")
+    ax.set_xlabel("training trajectories (200 steps each)" if task == "tracking" else "training samples (labelled pairs)")
     ax.set_ylabel(f"test {ylabel}, mean ± std over {len(SEEDS)} seeds")
     ax.grid(True, which="both", alpha=0.3)
     if bound is not None:
