@@ -20,7 +20,7 @@ from hydra.utils import get_class, get_object, instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from mbdl.config import check_choice, check_positive, require
-from mbdl.methods.base import LOSSES, Method, training_phases
+from mbdl.methods.base import LOSSES, Method, fits_in_closed_form, training_phases
 from mbdl.results.record import FIGURE_NAME
 from mbdl.tasks.base import Task
 from mbdl.training.callbacks import BestWeights
@@ -135,10 +135,17 @@ def build(cfg: DictConfig) -> tuple[Task, Method, SimulatedData, Experiment]:
     task: Task = instantiate(_options(cfg.task, ("name",)))
     method = make_method(cfg, task.assumed)
     training_phases(method, cfg.regime.get("lr_decay"), cfg.regime.get("warm_start", False))  # refuses a non-iterative layer-wise run
+    closed_form(cfg, method)  # refuses a generative run of a method with no model to fit
     epochs, batch_size, lr, optimizer, scheduler = optimizer_settings(cfg, method)
     data = SimulatedData(task, cfg.seed, batch_size, cfg.regime.n_train, fresh=cfg.regime.fresh_data)
     module = Experiment(task, method, cfg.regime.loss, lr, optimizer, scheduler)
     return task, method, data, module
+
+
+def closed_form(cfg: DictConfig, method: Method) -> bool:
+    """Whether the regime fits ``method`` in closed form (:meth:`~mbdl.methods.base.Method.fit_model`) rather than by
+    gradient steps (:func:`~mbdl.methods.base.fits_in_closed_form`; ``regime.learning`` defaults to discriminative)."""
+    return fits_in_closed_form(method, cfg.regime.get("learning", "discriminative"), cfg.regime.loss, cfg.regime.fresh_data)
 
 
 def epochs(cfg: DictConfig) -> int:
@@ -163,12 +170,16 @@ def fit(cfg: DictConfig, module: Experiment, data: SimulatedData, output_dir: st
 
     The training stream (shuffling, dropout) restarts from ``cfg.seed`` whatever building the
     method drew; there is one fit per phase: a single one, or the phases of layer-wise training
-    (``regime.lr_decay``).
+    (``regime.lr_decay``). A method the regime fits in closed form (:func:`closed_form`) is fitted
+    once to the whole training set instead, with its labels only under a supervised regime.
     """
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     method = module.method
     start = time.perf_counter()
-    if method.trainable_parameters and epochs(cfg):
+    if closed_form(cfg, method):
+        train = data.split("train")
+        method.fitted_parameters = method.fit_model(train["x"], train["s"] if cfg.regime.loss == "supervised" else None)
+    elif method.trainable_parameters and epochs(cfg):
         phases = training_phases(method, cfg.regime.get("lr_decay"), cfg.regime.get("warm_start", False))
         for index, phase in enumerate(phases, 1):
             if phase.warm_start is not None:
@@ -215,7 +226,7 @@ def run(cfg: DictConfig, output_dir: str) -> dict[str, Any]:
     return {
         "primary_metric": task.primary_metric,
         "metric_info": task.metric_info(),
-        "params": method.trainable_parameters,
+        "params": method.learned_parameters,
         "train_time_s": train_time_s,
         **module.results,
     }

@@ -1,7 +1,7 @@
-"""What the reproduction scripts share: one ``python -m mbdl`` job in a fresh process, its record back, and a
-record's bound or reference.
+"""What the reproduction scripts share: one ``python -m mbdl`` job (or one multirun) in a fresh process, its records
+back, and a record's bound or reference.
 
-    from reproduction import reference, run_job      # scripts/ is on sys.path when a script runs
+    from reproduction import reference, run_job, run_sweep      # scripts/ is on sys.path when a script runs
 """
 
 from __future__ import annotations
@@ -13,12 +13,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from mbdl.results.record import RECORD_NAME
+from mbdl.results.record import RECORD_NAME, read_records
 
 ROOT = Path(__file__).resolve().parents[1]
 
-#: every reproduction job: seed 0, one torch thread, no logger, no progress bar.
-JOB_OPTIONS = ("seed=0", "threads=1", "~logger", "trainer.enable_progress_bar=false")
+#: every reproduction job: one torch thread, no logger, no progress bar (and seed 0 unless a sweep sets the seeds).
+SWEEP_OPTIONS = ("threads=1", "~logger", "trainer.enable_progress_bar=false")
+JOB_OPTIONS = ("seed=0", *SWEEP_OPTIONS)
 
 
 def reference(record: dict[str, Any], metric: str) -> tuple[float, str]:
@@ -27,11 +28,26 @@ def reference(record: dict[str, Any], metric: str) -> tuple[float, str]:
     return record[f"{kind}/{metric}"], kind
 
 
-def run_job(overrides: tuple[str, ...] | list[str], run_dir: Path) -> dict[str, Any]:
-    """Run ``python -m mbdl OVERRIDES`` (plus :data:`JOB_OPTIONS`) into ``run_dir``; return its ``metrics.json``."""
-    args = [*overrides, *JOB_OPTIONS, f"hydra.run.dir={run_dir}"]
+def _mbdl(args: list[str]) -> None:
+    """``python -m mbdl ARGS`` in a fresh process, W&B disabled; raises with its stderr when it fails."""
     env = {**os.environ, "WANDB_MODE": "disabled"}
     done = subprocess.run([sys.executable, "-m", "mbdl", *args], cwd=ROOT, env=env, capture_output=True, text=True)
     if done.returncode != 0:
         raise RuntimeError(f"{' '.join(args)} failed:\n{done.stderr[-3000:]}")
+
+
+def run_job(overrides: tuple[str, ...] | list[str], run_dir: Path) -> dict[str, Any]:
+    """Run ``python -m mbdl OVERRIDES`` (plus :data:`JOB_OPTIONS`) into ``run_dir``; return its ``metrics.json``."""
+    _mbdl([*overrides, *JOB_OPTIONS, f"hydra.run.dir={run_dir}"])
     return json.loads((run_dir / RECORD_NAME).read_text())
+
+
+def run_sweep(overrides: tuple[str, ...] | list[str], sweep_dir: Path) -> list[dict[str, Any]]:
+    """Run the multirun ``python -m mbdl -m OVERRIDES`` (plus :data:`SWEEP_OPTIONS`; the basic launcher, one process)
+    into ``sweep_dir``; return the records of its jobs, all of which must have finished ``ok``."""
+    _mbdl(["-m", *overrides, *SWEEP_OPTIONS, f"hydra.sweep.dir={sweep_dir}"])
+    records = read_records(sweep_dir)
+    failed = [r for r in records if r.get("status") != "ok"]
+    if failed:
+        raise RuntimeError(f"{len(failed)} jobs of {' '.join(overrides)} failed, e.g. {failed[0].get('error')}")
+    return records

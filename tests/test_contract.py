@@ -29,6 +29,7 @@ SETUP = {
     "sparse_recovery": ("task.n=20", "task.m=30", "task.k=2", "task.n_train=16", "task.n_val=8", "task.n_test=8", "task.mismatch=0.1"),
     "tracking": ("task.steps=10", "task.n_train=16", "task.n_val=8", "task.n_test=8", "task.mismatch.H_rotation_deg=5", "task.mismatch.Q_scale=2"),
     "doa": ("task.n_train=16", "task.n_val=8", "task.n_test=8", "task.phase_error=0.2", "task.gain_error=0.1"),
+    "linear_gaussian": ("task.n_train=40", "task.n_val=8", "task.n_test=8", "task.mismatch.H=0.1", "task.mismatch.prior_identity=true"),
 }
 
 
@@ -140,13 +141,16 @@ def test_every_task_declares_its_metrics_and_the_snr_axis(task_name):
 
 
 def test_the_snr_axis_sets_each_tasks_noise():
-    """``task.snr_db`` in each task's own definition: sparse per-sample std(Hs)/σ, DoA per-source power, tracking 1/r²."""
+    """``task.snr_db`` in each task's own definition: sparse per-sample std(Hs)/σ, DoA per-source power, tracking and
+    linear_gaussian 1/σ²."""
     tracking, _, _, _ = build(compose_config("task=tracking", "method=model_based", "task.snr_db=20"))
     assert tracking.model.R[0, 0].item() == pytest.approx(0.01)
     kinematics, _, _, _ = build(compose_config("task=tracking", "task/model=kinematics_1d", "method=model_based", "task.snr_db=0"))
     assert kinematics.model.R[0, 0].item() == pytest.approx(1.0)
     doa, _, _, _ = build(compose_config("task=doa", "method=model_based", "task.snr_db=20"))
     assert doa.source_power == pytest.approx(100.0) and doa.assumed.snr_db == 20.0
+    gaussian, _, _, _ = build(compose_config("task=linear_gaussian", "method=model_based", "task.snr_db=20"))
+    assert gaussian.model.noise_var == pytest.approx(0.01) and gaussian.assumed.noise_var == pytest.approx(0.01)
 
 
 def test_optimizer_and_schedule_come_from_config():

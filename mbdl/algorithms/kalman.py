@@ -361,16 +361,26 @@ class CholeskyCovariance(torch.nn.Module):
     def __init__(self, init: Tensor, trainable: bool = True, jitter: float = 1e-6) -> None:
         super().__init__()
         k = init.shape[-1]
-        eye = torch.eye(k, dtype=init.dtype)
-        L = torch.linalg.cholesky(init + jitter * max(init.trace().item() / k, 1e-12) * eye)
+        self.jitter = jitter
         self.register_buffer("rows", torch.tril_indices(k, k)[0], persistent=False)
         self.register_buffer("cols", torch.tril_indices(k, k)[1], persistent=False)
-        L = torch.tril(L, -1) + torch.diag(L.diagonal().log())
-        raw = L[self.rows, self.cols]  # the k(k+1)/2 free entries, log on the diagonal
+        raw = self._free_entries(init)
         if trainable:
             self.raw = torch.nn.Parameter(raw)
         else:
             self.register_buffer("raw", raw)
+
+    def _free_entries(self, C: Tensor) -> Tensor:
+        """The ``k(k+1)/2`` free entries of the Cholesky factor of ``C`` (log on the diagonal), ``C`` loaded by the jitter."""
+        k = C.shape[-1]
+        L = torch.linalg.cholesky(C + self.jitter * max(C.trace().item() / k, 1e-12) * torch.eye(k, dtype=C.dtype, device=C.device))
+        L = torch.tril(L, -1) + torch.diag(L.diagonal().log())
+        return L[self.rows.to(C.device), self.cols.to(C.device)]
+
+    def set(self, C: Tensor) -> None:
+        """Hold the covariance ``C`` ``(k, k)`` from now on (e.g. a fitted one), factorised as the initial value was."""
+        with torch.no_grad():
+            self.raw.copy_(self._free_entries(C))
 
     def factor(self) -> Tensor:
         """The Cholesky factor :math:`L`."""

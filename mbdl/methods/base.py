@@ -3,7 +3,10 @@
 A method is built from the task's assumed model alone (``Method(assumed, **options)``) and maps
 measurements ``x`` to an estimate of ``s``. It never sees the task, the true model or oracle
 quantities; in training it gets an :class:`Objective`: the task's loss of an estimate, and the
-labels only when the regime is supervised.
+labels only when the regime is supervised. A method may instead learn in closed form from the whole
+training set (:attr:`Method.closed_form`, :meth:`Method.fit_model`): generatively (``regime=generative``,
+the unknown parts of its assumed model by maximum likelihood) or, discriminatively, by the exact
+minimiser of the supervised loss.
 """
 
 from __future__ import annotations
@@ -19,9 +22,26 @@ from torch import Tensor, nn
 
 from mbdl.algorithms.iterative import Iterative
 from mbdl.algorithms.parameters import inherit_at, parameters_at
-from mbdl.config import check_positive, require
+from mbdl.config import check_choice, check_positive, require
 
 LOSSES = ("supervised", "unsupervised")
+#: how a regime learns (``regime.learning``). ``discriminative``: the decision rule is fitted for the task's loss
+#: (by gradient steps through the method, or by the closed-form minimiser a method has); ``generative``: the unknown
+#: parts of the assumed model are fitted to the data (maximum likelihood) and the model-based rule runs with them.
+LEARNING = ("discriminative", "generative")
+
+
+@dataclass(frozen=True)
+class ClosedForm:
+    """A method's fit from the whole training set in closed form (:meth:`Method.fit_model`), in place of gradient steps.
+
+    ``learning``: one of :data:`LEARNING` (``generative``: an ML fit of the assumed model's unknown parts;
+    ``discriminative``: the exact minimiser of the supervised loss); ``losses``: the regime losses it learns
+    under (``supervised``: it needs the labels; ``unsupervised``: it also fits from the measurements alone).
+    """
+
+    learning: str
+    losses: tuple[str, ...] = ("supervised",)
 
 
 @dataclass(frozen=True)
@@ -60,13 +80,23 @@ class Method(nn.Module, ABC):
             state-space model, an array, whatever the task declares.
     """
 
+    #: how :meth:`fit_model` learns, or ``None``: the method has no closed-form fit (a subclass may make it a property).
+    closed_form: ClosedForm | None = None
+
     def __init__(self, assumed: Any) -> None:
         super().__init__()
         self.assumed = assumed
+        #: scalars :meth:`fit_model` fitted (set by the runner), ``None`` before any closed-form fit.
+        self.fitted_parameters: int | None = None
 
     @abstractmethod
     def forward(self, x: Tensor) -> Tensor:
         """The estimate of ``s`` from the measurements ``x``."""
+
+    def fit_model(self, x: Tensor, s: Tensor | None) -> int:
+        """Fit the method in closed form (:attr:`closed_form`) to the whole training set: measurements ``x`` and, under
+        a supervised regime, the labels ``s`` (``None`` otherwise). Returns the number of scalars fitted."""
+        raise NotImplementedError(f"{type(self).__name__} has no closed-form fit")
 
     def iterates(self, x: Tensor) -> Iterator[Tensor] | None:
         """The estimate after each iteration (layer), or ``None`` for a non-iterative method."""
@@ -80,6 +110,11 @@ class Method(nn.Module, ABC):
     def trainable_parameters(self) -> int:
         """Number of trained scalars."""
         return sum(p.numel() for p in self.parameters() if p.requires_grad)
+
+    @property
+    def learned_parameters(self) -> int:
+        """Scalars learned from data: those :meth:`fit_model` fitted, after a closed-form fit; else the trainable ones."""
+        return self.trainable_parameters if self.fitted_parameters is None else self.fitted_parameters
 
 
 class IterativeMethod(Method):
@@ -134,6 +169,25 @@ class IterativeMethod(Method):
                 phases.append(Phase(new, t + 1, 1.0, partial(inherit_at, self.algorithm, t) if warm_start else None))
             phases += [Phase(trained, t + 1, d) for d in lr_decay if trained]
         return phases
+
+
+def fits_in_closed_form(method: Method, learning: str, loss: str, fresh_data: bool) -> bool:
+    """Whether the regime (``regime.learning``, ``regime.loss``, ``regime.fresh_data``) fits ``method`` by
+    :meth:`Method.fit_model` instead of gradient steps; a pair without meaning is refused with a one-line error
+    (generative learning of a method with no model to fit, a fit from labels under an unsupervised regime)."""
+    check_choice(learning, "regime.learning", LEARNING)
+    fit = method.closed_form
+    if fit is None or fit.learning != learning:
+        require(
+            learning != "generative",
+            "regime",
+            "generative learning fits the unknown parts of the assumed model to the training data, then runs the model-based "
+            f"rule; {type(method).__name__} has no such fit here (docs/generative.md lists the methods that have one)",
+        )
+        return False
+    require(loss in fit.losses, "regime.loss", f"{type(method).__name__}'s {learning} fit learns from {' or '.join(fit.losses)} data, got {loss}")
+    require(not fresh_data, "regime.fresh_data", "a closed-form fit uses the fixed training set of regime.n_train samples: set it to false")
+    return True
 
 
 def training_phases(method: Method, lr_decay: Sequence[float] | None = None, warm_start: bool = False) -> list[Phase]:

@@ -18,6 +18,7 @@ from abc import abstractmethod
 import torch
 from torch import Tensor, nn
 
+from mbdl.algorithms.calibration import calibrate_gain_phase
 from mbdl.algorithms.data_fidelity import LeastSquares
 from mbdl.algorithms.ista import LISTA
 from mbdl.algorithms.parameters import Mode
@@ -29,9 +30,8 @@ from mbdl.algorithms.subspace import (
     spatial_smoothing,
     spectrum_peaks,
 )
-from mbdl.algorithms.data_fidelity import LeastSquares
 from mbdl.config import ConfigError, check_choice, check_positive, require
-from mbdl.methods.base import IterativeMethod, Method, Objective
+from mbdl.methods.base import ClosedForm, IterativeMethod, Method, Objective
 from mbdl.nets.cnn import CovarianceCNN, SubspaceNetCNN
 from mbdl.operators import Matrix
 from mbdl.tasks.doa import ArrayModel
@@ -118,7 +118,8 @@ class SubspaceEstimator(_CovarianceMethod):
     are learned (shared by all inputs, the learned-optimizer point): the covariance is
     corrected to :math:`\mathrm{diag}(c)^{-1}\hat R\,\mathrm{diag}(c)^{-H}`, which undoes gain and
     phase errors exactly (position errors only to first order at each angle). Training runs
-    through ``train_algorithm`` (differentiable Root-MUSIC or ESPRIT).
+    through ``train_algorithm`` (differentiable Root-MUSIC or ESPRIT); under ``regime=generative``
+    the calibration is fitted instead by covariance matching on the labelled samples (:meth:`fit_model`).
 
     Args:
         assumed: the assumed array model.
@@ -154,6 +155,26 @@ class SubspaceEstimator(_CovarianceMethod):
         if calibration != "none":
             self.log_gain = nn.Parameter(torch.zeros(n), requires_grad=calibration == "gain_phase")
             self.phase = nn.Parameter(torch.zeros(n))
+
+    @property
+    def closed_form(self) -> ClosedForm | None:
+        """A calibrated estimator fits its calibration from labelled samples (regime=generative)."""
+        return ClosedForm("generative", ("supervised",)) if self.calibration != "none" else None
+
+    def fit_model(self, x: Tensor, s: Tensor | None) -> int:
+        r"""Gain/phase (``calibration=phase``: phase only) by covariance matching of the samples' covariances to the
+        model :math:`D_c A(\theta) P A(\theta)^H D_c^H + I` at their labelled DoAs ``s`` ``(b, M)``, ``A`` the
+        assumed (nominal) array, ``P`` the told source covariance (:func:`~mbdl.algorithms.calibration.calibrate_gain_phase`).
+        Returns the fitted count, ``2(N - 1)`` (``N - 1`` phase only)."""
+        m, power = self.assumed.sources, self.assumed.source_power
+        P = power * (torch.ones(m, m, dtype=torch.float64) if self.assumed.coherent else torch.eye(m, dtype=torch.float64))
+        R = sample_covariance(x.to(torch.complex128))
+        steering = self.assumed.array.steering(s.double().cpu()).to(R.device)
+        fit = calibrate_gain_phase(R, steering, P.to(R.device), 1.0, gains=self.calibration == "gain_phase")
+        with torch.no_grad():
+            self.log_gain.copy_(fit.log_gain)
+            self.phase.copy_(fit.phase)
+        return (2 if self.calibration == "gain_phase" else 1) * (self.sensors - 1)
 
     def covariance(self, x: Tensor) -> Tensor:
         """The calibrated, smoothed sample covariance ``(batch, K, K)``."""

@@ -16,24 +16,29 @@ from collections.abc import Sequence
 from functools import partial
 from math import prod
 
+import torch
 from torch import Tensor
 
 from mbdl.algorithms.admm import ADMM
 from mbdl.algorithms.fista import FISTA
 from mbdl.algorithms.ista import ALISTA, ISTA, LISTA, LISTACP
+from mbdl.algorithms.linear_gaussian import fit_affine
 from mbdl.algorithms.parameters import Mode
 from mbdl.algorithms.proximal_gradient import NeuralProximalGradient
 from mbdl.config import check_choice, check_positive
-from mbdl.methods.base import IterativeMethod, Method
+from mbdl.methods.base import ClosedForm, IterativeMethod, Method
 from mbdl.nets.mlp import MLP
 from mbdl.nets.prox import ProxCNN
+from mbdl.operators import Matrix
 from mbdl.tasks.inverse_problem import LinearInverseProblem
 
 ALGORITHMS = ("ista", "ista_ss", "fista", "admm", "lista", "lista_cp", "lista_cpss", "alista")
+#: the LASSO solvers, which run on whatever operator they are given (regime=generative runs them on a fitted H).
+LASSO_SOLVERS = ("ista", "fista", "admm")
 
 
 class IterativeSolver(IterativeMethod):
-    """One of :data:`ALGORITHMS` on the assumed operator; ``mode`` places it on the spectrum.
+    r"""One of :data:`ALGORITHMS` on the assumed operator; ``mode`` places it on the spectrum.
 
     Args:
         assumed: the task's assumed linear inverse problem.
@@ -48,6 +53,11 @@ class IterativeSolver(IterativeMethod):
         mu: ADMM dual step ``μ``.
         support_step: ista_ss, lista_cpss, alista: per cent of entries added to the selected support per layer.
         support_max: ista_ss, lista_cpss, alista: largest selected per cent.
+        ridge: ``regime=generative`` (ista, fista, admm on a matrix): the weight :math:`\rho` of the fit of ``H``
+            to the training pairs, toward the told :math:`\tilde H` (see :meth:`fit_model`).
+
+    Under ``regime=generative`` :meth:`fit_model` replaces the told operator by the one fitted to the labelled
+    pairs, and the solver (its step :math:`1/\|\hat H\|^2`, its ``λ``) runs on it; nothing is trained.
     """
 
     def __init__(
@@ -62,6 +72,7 @@ class IterativeSolver(IterativeMethod):
         mu: float = 1.0,
         support_step: float = 1.2,
         support_max: float = 13.0,
+        ridge: float = 0.1,
     ) -> None:
         super().__init__(assumed)
         check_choice(algorithm, "method.algorithm", ALGORITHMS)
@@ -73,6 +84,7 @@ class IterativeSolver(IterativeMethod):
             check_positive(step, "method.step")
         check_positive(support_step, "method.support_step", strict=False)
         check_positive(support_max, "method.support_max", strict=False)
+        check_positive(ridge, "method.ridge", strict=False)
         operator = assumed.operator
         build = {
             "ista": partial(ISTA, step=step),
@@ -85,6 +97,33 @@ class IterativeSolver(IterativeMethod):
             "alista": partial(ALISTA, step=step, support_step=support_step, support_max=support_max),
         }[algorithm]
         self.algorithm = build(operator, iterations, lam, mode=mode)
+        #: builds the iteration on another operator (the fitted one).
+        self.rebuild = partial(build, iterations=iterations, lam=lam, mode=mode)
+        self.generative = algorithm in LASSO_SOLVERS and isinstance(operator, Matrix)
+        self.ridge = ridge
+
+    @property
+    def closed_form(self) -> ClosedForm | None:
+        """A LASSO solver on a matrix fits ``H`` from labelled pairs (regime=generative)."""
+        return ClosedForm("generative", ("supervised",)) if self.generative else None
+
+    def fit_model(self, x: Tensor, s: Tensor | None) -> int:
+        r"""The MAP :math:`\hat H` from pairs ``s`` ``(b, m)``, ``x`` ``(b, n)``: least squares regularised toward the told
+        :math:`\tilde H`,
+
+        .. math::  \hat H = \arg\min_H \sum_i \|x_i - H s_i\|^2 + \rho\|H - \tilde H\|_F^2,
+
+        the ML estimate under :math:`x = Hs + w` with the prior :math:`H_{ij} \sim \mathcal N(\tilde H_{ij}, \sigma^2/\rho)`
+        (:math:`\rho = \sigma^2 n / \epsilon^2` for a told :math:`\tilde H = H + \epsilon E`, :math:`E_{ij} \sim \mathcal N(0, 1/n)`);
+        plain least squares at :math:`\rho = 0`, which needs every column of ``H`` seen in the pairs. Solved as ridge
+        least squares of the residuals :math:`x_i - \tilde H s_i` on :math:`s_i` (:func:`~mbdl.algorithms.linear_gaussian.fit_affine`)
+        in float64; the solver is rebuilt on :math:`\hat H`. Returns the ``n m`` fitted entries."""
+        told = self.assumed.operator.H
+        H = told.to(device=x.device, dtype=torch.float64)
+        residual = x.double() - s.double() @ H.T
+        H = H + fit_affine(s.double(), residual, self.ridge, intercept=False)[0]
+        self.algorithm = self.rebuild(Matrix(H.to(told.dtype)))
+        return H.numel()
 
 
 class NeuralProximalSolver(IterativeMethod):

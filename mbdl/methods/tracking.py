@@ -12,8 +12,9 @@ from torch import Tensor
 
 from mbdl.algorithms.kalman import CholeskyCovariance, extended_kalman_filter, gain_filter, linear, riccati_gains
 from mbdl.algorithms.parameters import IterationParameter, Mode
+from mbdl.algorithms.state_space_fit import fit_em, fit_labelled
 from mbdl.config import check_positive, require
-from mbdl.methods.base import Method
+from mbdl.methods.base import ClosedForm, Method
 from mbdl.nets.recurrent import KalmanGainNet, RecurrentNet, seeded
 from mbdl.tasks.state_space import GaussianStateSpace, LinearGaussian
 
@@ -44,24 +45,73 @@ class RecurrentEstimator(Method):
 
 
 class LearnedNoiseKF(Method):
-    """Learned optimizer (book Ex. 5.2): the (E)KF whose ``Q``, ``R`` (and optionally ``F``) are trained
+    r"""Learned optimizer (book Ex. 5.2): the (E)KF whose ``Q``, ``R`` (and optionally ``F``) are trained
     by back-propagation through the filter; ``Q``, ``R`` are Cholesky-parametrised (positive definite
     by construction) and initialised at the assumed model.
 
+    Under ``regime=generative`` (linear models) the same unknowns are fitted by maximum likelihood instead
+    (:meth:`fit_model`): from labelled trajectories by the sample covariances of the process and
+    measurement residuals (:func:`~mbdl.algorithms.state_space_fit.fit_labelled`), or from the
+    measurements alone by EM with the RTS smoother (:func:`~mbdl.algorithms.state_space_fit.fit_em`,
+    started at the assumed model).
+
     Args:
         assumed: the assumed state-space model.
-        learn_Q, learn_R: train ``Q`` / ``R`` (otherwise the assumed ones are kept).
-        learn_F: also train ``F`` (linear models only), initialised at the assumed ``F``.
+        learn_Q, learn_R: train (fit) ``Q`` / ``R`` (otherwise the assumed ones are kept).
+        learn_F: also train (fit) ``F`` (linear models only), initialised at the assumed ``F``.
+        em_iterations: EM iterations of the fit without labels.
+        em_acceleration: EM's over-relaxation factor :math:`\eta > 1` (``None``: plain EM, slow on Ex. 5.2).
     """
 
-    def __init__(self, assumed: GaussianStateSpace, learn_Q: bool = True, learn_R: bool = True, learn_F: bool = False) -> None:
+    def __init__(
+        self,
+        assumed: GaussianStateSpace,
+        learn_Q: bool = True,
+        learn_R: bool = True,
+        learn_F: bool = False,
+        em_iterations: int = 100,
+        em_acceleration: float | None = 1.5,
+    ) -> None:
         super().__init__(assumed)
         model = assumed
         require(not learn_F or isinstance(model, LinearGaussian), "method.learn_F", "needs a linear model (F is a matrix)")
         require(learn_Q or learn_R or learn_F, "method.learn_Q", "nothing to learn: set learn_Q, learn_R or learn_F")
+        check_positive(em_iterations, "method.em_iterations", integer=True)
+        require(em_acceleration is None or em_acceleration > 1, "method.em_acceleration", f"must be > 1 or null (plain EM), got {em_acceleration!r}")
+        self.learn = {"Q": learn_Q, "R": learn_R, "F": learn_F}
+        self.em_iterations, self.em_acceleration = em_iterations, em_acceleration
         self.Q = CholeskyCovariance(model.Q, trainable=learn_Q)
         self.R = CholeskyCovariance(model.R, trainable=learn_R)
         self.F = torch.nn.Parameter(model.F.clone()) if learn_F else None
+
+    @property
+    def closed_form(self) -> ClosedForm | None:
+        """Generative fits from labelled trajectories or (EM) from measurements, for a linear model."""
+        return ClosedForm("generative", ("supervised", "unsupervised")) if isinstance(self.assumed, LinearGaussian) else None
+
+    def fit_model(self, x: Tensor, s: Tensor | None) -> int:
+        """The ML ``Q``, ``R`` (and ``F``) of the ``learn_*`` options from trajectories ``x`` ``(b, T, m)`` and, when
+        labelled, states ``s`` ``(b, T, n)`` (in float64); the others stay as assumed. Returns the fitted scalar count."""
+        model = self.assumed.to(torch.zeros((), dtype=torch.float64, device=x.device))
+        x = x.double()
+        if s is not None:
+            known_start = not bool(model.P0.any())  # P0 = 0: the transition from s0 is observed
+            fit = fit_labelled(s.double(), x, model.F, model.H, model.s0 if known_start else None, fit_F=self.learn["F"])
+        else:
+            fit = fit_em(
+                x, model.F, model.H, model.Q, model.R, model.s0, model.P0, self.em_iterations,
+                fit_F=self.learn["F"], fit_Q=self.learn["Q"], fit_R=self.learn["R"], acceleration=self.em_acceleration,
+            )
+        count = 0
+        for name, fitted in (("Q", fit.Q), ("R", fit.R)):
+            if self.learn[name]:
+                getattr(self, name).set(fitted)
+                count += len(fitted) * (len(fitted) + 1) // 2
+        if self.F is not None:
+            with torch.no_grad():
+                self.F.copy_(fit.F)
+            count += self.F.numel()
+        return count
 
     def forward(self, x: Tensor) -> Tensor:
         model = self.assumed.to(x)

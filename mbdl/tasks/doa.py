@@ -56,13 +56,14 @@ BROADSIDE_DEG = 60.0
 
 @dataclass(frozen=True)
 class ArrayModel:
-    """What the DoA methods are told: the array, the number of sources ``M`` and snapshots ``T``, and the
-    per-source SNR in dB (unit noise power)."""
+    """What the DoA methods are told: the array, the number of sources ``M`` and snapshots ``T``, the
+    per-source SNR in dB (unit noise power), and whether the sources are coherent."""
 
     array: SensorArray
     sources: int
     snapshots: int
     snr_db: float
+    coherent: bool = False
 
     @property
     def sensors(self) -> int:
@@ -188,7 +189,7 @@ class DoA(Task):
         #: the array that generates the data.
         self.true_array = SensorArray.perturbed(sensors, position_error, gain_error, phase_error, torch.Generator().manual_seed(model_seed))
         #: the methods are told the nominal ULA.
-        self.assumed = ArrayModel(SensorArray.ula(sensors), sources, snapshots, self.snr_db)
+        self.assumed = ArrayModel(SensorArray.ula(sensors), sources, snapshots, self.snr_db, coherent)
 
     @property
     def source_power(self) -> float:
