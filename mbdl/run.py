@@ -19,7 +19,7 @@ import torch
 from hydra.utils import get_class, get_object, instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from mbdl.config import check_choice, check_positive, require
+from mbdl.config import check_choice, check_memory, check_positive, require
 from mbdl.methods.base import LOSSES, Method, training_phases
 from mbdl.results.record import FIGURE_NAME
 from mbdl.tasks.base import Task
@@ -135,8 +135,20 @@ def build(cfg: DictConfig) -> tuple[Task, Method, SimulatedData, Experiment]:
     training_phases(method, cfg.regime.get("lr_decay"), cfg.regime.get("warm_start", False))  # refuses a non-iterative layer-wise run
     epochs, batch_size, lr, optimizer, scheduler = optimizer_settings(cfg, method)
     data = SimulatedData(task, cfg.seed, batch_size, cfg.regime.n_train, fresh=cfg.regime.fresh_data)
+    check_data_memory(cfg, task, data, trained=bool(method.trainable_parameters and epochs))
     module = Experiment(task, method, cfg.regime.loss, lr, optimizer, scheduler)
     return task, method, data, module
+
+
+def check_data_memory(cfg: DictConfig, task: Task, data: SimulatedData, trained: bool) -> None:
+    """Refuse data sets that cannot fit in memory, before any is simulated: the validation and test sets, and the
+    training set of a method that trains (one batch with ``regime.fresh_data``); a sample's size from two draws."""
+    samples = {"task.n_val": data.sizes["val"], "task.n_test": data.sizes["test"]}
+    if trained:
+        samples["regime.n_train" if cfg.regime.n_train is not None else "task.n_train"] = data.batch_size if data.fresh else data.sizes["train"]
+    generator = torch.Generator().manual_seed(0)
+    one, two = (sum(v.element_size() * v.numel() for v in task.simulate(n, generator).values()) for n in (1, 2))
+    check_memory(samples, max(two - one, 1))
 
 
 def epochs(cfg: DictConfig) -> int:
