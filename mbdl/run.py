@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import inspect
 import logging
-import math
 import time
 import warnings
 from pathlib import Path
@@ -19,7 +18,7 @@ import torch
 from hydra.utils import get_class, get_object, instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from mbdl.config import check_choice, check_memory, check_positive, require
+from mbdl.config import check_choice, check_memory, check_positive, preflight, require
 from mbdl.methods.base import LOSSES, Method, training_phases
 from mbdl.results.record import FIGURE_NAME
 from mbdl.tasks.base import Task
@@ -88,10 +87,6 @@ def optimizer_settings(cfg: DictConfig, method: Method) -> tuple[int, int, float
     if not method.trainable_parameters:
         return 0, EVAL_BATCH_SIZE, 0.0, None, None
     require(optim is not None and "optimizer" in optim, "method.optim", f"{type(method).__name__} has trainable parameters but no optim block with an optimizer")
-    check_positive(optim.epochs, "method.optim.epochs", strict=False, integer=True)
-    check_positive(optim.batch_size, "method.optim.batch_size", integer=True)
-    check_positive(optim.lr, "method.optim.lr")
-    require(math.isfinite(optim.lr), "method.optim.lr", f"must be finite, got {optim.lr}")
     scheduler = optim.get("scheduler")
     _check_target(optim.optimizer, "method.optim.optimizer", torch.optim.Optimizer)
     if scheduler is not None:
@@ -122,12 +117,13 @@ def make_method(cfg: DictConfig, assumed: Any) -> Method:
 
 
 def build(cfg: DictConfig) -> tuple[Task, Method, SimulatedData, Experiment]:
-    """Validate the options and build every part of a run; no data are simulated yet.
+    """Validate the options and build every part of a run; no data are simulated yet (but for two samples that
+    size the data sets, refused when they cannot fit in memory).
 
     The method is built from ``task.assumed`` alone. Seeds every generator with ``cfg.seed`` first,
     so that the methods' initial weights follow the seed (the data have their own per-split generators).
     """
-    check_positive(cfg.seed, "seed", strict=False, integer=True)
+    preflight(cfg)  # the checks that need no torch (python -m mbdl ran them before the imports)
     check_choice(cfg.regime.loss, "regime.loss", LOSSES)
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     task: Task = instantiate(_options(cfg.task, ("name",)))
