@@ -43,7 +43,10 @@ def start_cli(outputs: Path, tmp_path: Path):  # noqa: ANN201 - a factory
 
     def start(*args: str) -> subprocess.Popen:
         with (tmp_path / "log").open("w") as out:
-            started.append(subprocess.Popen([sys.executable, "-m", "mbdl", *args], stdout=out, stderr=subprocess.STDOUT, env=env, cwd=ROOT))
+            # SIGINT as a terminal delivers it: a process started with it ignored (pytest-xdist's workers, a background
+            # job of a shell) keeps ignoring it, as Python does
+            default_sigint = lambda: signal.signal(signal.SIGINT, signal.SIG_DFL)  # noqa: E731
+            started.append(subprocess.Popen([sys.executable, "-m", "mbdl", *args], stdout=out, stderr=subprocess.STDOUT, env=env, cwd=ROOT, preexec_fn=default_sigint))
         return started[-1]
 
     yield start
