@@ -4,7 +4,9 @@
 ``python -m mbdl -m KEY=A,B ...``                           a sweep (docs/sweeps.md);
 ``python -m mbdl compare DIR ...``                          the comparison of finished runs.
 
-The console script ``mbdl`` is the same command.
+The console script ``mbdl`` is the same command. Exit status (docs/reliability.md): 0 when the run, or every job
+of the sweep, finished ok; 1 when an option is refused or a run or any job is not ok; 128 + the signal's number
+(143 for SIGTERM, 130 for SIGINT) when interrupted, after the job in progress is recorded ``interrupted``.
 """
 
 from __future__ import annotations
@@ -15,21 +17,27 @@ import math
 import sys
 import traceback
 import warnings
+from pathlib import Path
 from typing import Any
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
-from hydra.utils import get_class
 from omegaconf import DictConfig
 
-from mbdl.config import ConfigError
+from mbdl.config import ConfigError, preflight
+from mbdl.jobs import (
+    Interrupted,
+    declarations,
+    discard_run_dir,
+    interrupts_raise,
+    job_record,
+    objective,
+    shielded,
+)
 from mbdl.results.loggers import finish_trackers
 from mbdl.results.record import finished_record, write_record
-from mbdl.results.summary import job_line, results_table
-
-#: objective returned to a minimising sweeper for a failed run (its negative to a maximising one; Optuna cannot take NaN).
-FAILED_OBJECTIVE = 1e9
+from mbdl.results.summary import interrupted_summary, job_line, results_table
 
 #: the sub-commands that are not a Hydra run, and the module whose ``main(argv)`` runs each.
 SUBCOMMANDS = {"compare": "mbdl.results.compare"}
@@ -42,26 +50,6 @@ def _config_error(error: BaseException) -> ConfigError | None:
     return error
 
 
-def objective(record: dict[str, Any]) -> float:
-    """What a sweeper optimises: the primary metric on the *validation* set (never the test set), in the direction
-    the task declares; for a failed run the worst value, :data:`FAILED_OBJECTIVE` (its negative when higher is better)."""
-    name = record.get("primary_metric")
-    value = record.get(f"val/{name}")
-    if record.get("status") == "ok" and isinstance(value, (int, float)) and math.isfinite(value):
-        return float(value)
-    higher_is_better = (record.get("metric_info") or {}).get(name, {}).get("higher_is_better", False)
-    return -FAILED_OBJECTIVE if higher_is_better else FAILED_OBJECTIVE
-
-
-def _declarations(cfg: DictConfig) -> dict[str, Any]:
-    """``primary_metric`` and ``metric_info`` of the configured task class (empty when it cannot be loaded)."""
-    try:
-        task = get_class(cfg.task._target_)
-        return {"primary_metric": task.primary_metric, "metric_info": task.metric_info()}
-    except Exception:  # noqa: BLE001 - a record of a failed run is written whatever else failed
-        return {}
-
-
 def _require_finite(record: dict[str, Any]) -> None:
     """Fail a run whose primary test metric is NaN or infinite (it would poison the means over seeds)."""
     key = f"test/{record['primary_metric']}"
@@ -70,44 +58,48 @@ def _require_finite(record: dict[str, Any]) -> None:
         raise FloatingPointError(f"non-finite {key} = {value}")
 
 
-def _adapt_to_multirun(cfg: DictConfig) -> None:
-    """In a multirun: one torch thread per job (unless ``threads`` is set) and no progress bar (one line per job instead)."""
-    if cfg.threads is None:
-        cfg.threads = 1
-    if "enable_progress_bar" in cfg.trainer:
-        cfg.trainer.enable_progress_bar = False
-
-
 @hydra.main(version_base="1.3", config_path="../configs", config_name="config")
 def app(cfg: DictConfig) -> float:
     """Run one job, always write its record, and return its objective (the primary validation metric)."""
+    with interrupts_raise():  # a joblib worker runs jobs without main(): its signals too end in a record
+        return _job(cfg)
+
+
+def _job(cfg: DictConfig) -> float:
     hydra_cfg = HydraConfig.get()
     output_dir = hydra_cfg.runtime.output_dir
     multirun = hydra_cfg.mode == RunMode.MULTIRUN
     overrides = list(hydra_cfg.overrides.task)
-    if cfg.get("resume") and (done := finished_record(output_dir, overrides)) is not None:
+    if cfg.get("resume") is True and (done := finished_record(output_dir, overrides)) is not None:
         print(job_line(done, "skipped, already finished"), flush=True)
         return objective(done)
-    if multirun:
-        _adapt_to_multirun(cfg)
+    if multirun and "enable_progress_bar" in cfg.trainer:
+        cfg.trainer.enable_progress_bar = False  # one line per job instead
     # the CSV logger writes into the run directory, which already holds .hydra/: not a problem worth a warning
     warnings.filterwarnings("ignore", message="Experiment logs directory .* exists and is not empty")
-    record: dict[str, Any] = {
-        "task": cfg.task.name,
-        "method": cfg.method.name,
-        "regime": cfg.regime.name,
-        "seed": cfg.seed,
-        "overrides": overrides,
-    }
+    record = job_record(cfg, overrides)
     try:
-        from mbdl.run import run  # imported here so that --help and config errors stay fast
+        preflight(cfg)  # a single run passed it before its directory was made; a sweep's job checks its own config here
+        from mbdl.run import (
+            run,  # imported here so that --help and config errors stay fast
+        )
 
         record.update(run(cfg, output_dir), torch_threads=sys.modules["torch"].get_num_threads())
         _require_finite(record)
         record["status"] = "ok"
+    except Interrupted as stop:
+        with shielded():
+            record = {**declarations(cfg.task._target_), **record, "status": "interrupted", "error": f"Interrupted: {stop.name} while the job ran"}
+            write_record(output_dir, record)
+            finish_trackers(record, output_dir)
+            print(job_line(record), file=sys.stderr, flush=True)
+        stop.run_dir, stop.sweep_dir = output_dir, str(Path(hydra_cfg.sweep.dir).absolute()) if multirun else None
+        raise
     except Exception as error:  # noqa: BLE001 - every failure is recorded, then reported
         cause = _config_error(error)
-        record = {**_declarations(cfg), **record}
+        if cause is not None and not multirun and discard_run_dir(output_dir):
+            sys.exit(f"error: {cause}")  # refused before any work: nothing to record, no run directory left behind
+        record = {**declarations(cfg.task._target_), **record}
         record.update(status="failed", error=f"{type(cause or error).__name__}: {cause or error}")
         write_record(output_dir, record)
         finish_trackers(record, output_dir)
@@ -115,7 +107,7 @@ def app(cfg: DictConfig) -> float:
             print(job_line(record), file=sys.stderr, flush=True)
             if cause is None:
                 traceback.print_exc()
-            return FAILED_OBJECTIVE
+            return objective(record)
         if cause is not None:
             sys.exit(f"error: {cause}")
         raise
@@ -134,7 +126,11 @@ def main() -> None:
         if len(sys.argv) > 1 and sys.argv[1] in SUBCOMMANDS:
             importlib.import_module(SUBCOMMANDS[sys.argv[1]]).main(sys.argv[2:])
         else:
-            app()
+            with interrupts_raise():
+                app()
+    except Interrupted as stop:
+        print(interrupted_summary(stop, sys.argv[1:]), file=sys.stderr, flush=True)
+        raise SystemExit(stop.exit_code) from None
     finally:
         # the interpreter's last garbage collection walks every object torch and Lightning made
         # (~1 s per process, docs/benchmarks.md); everything is written by now, so skip the walk

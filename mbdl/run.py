@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import inspect
 import logging
-import math
 import time
 import warnings
 from pathlib import Path
@@ -19,7 +18,7 @@ import torch
 from hydra.utils import get_class, get_object, instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from mbdl.config import check_choice, check_positive, require
+from mbdl.config import check_choice, check_memory, check_positive, preflight, require
 from mbdl.methods.base import LOSSES, Method, fits_in_closed_form, training_phases
 from mbdl.results.record import FIGURE_NAME
 from mbdl.tasks.base import Task
@@ -90,10 +89,6 @@ def optimizer_settings(cfg: DictConfig, method: Method) -> tuple[int, int, float
     if not method.trainable_parameters:
         return 0, EVAL_BATCH_SIZE, 0.0, None, None
     require(optim is not None and "optimizer" in optim, "method.optim", f"{type(method).__name__} has trainable parameters but no optim block with an optimizer")
-    check_positive(optim.epochs, "method.optim.epochs", strict=False, integer=True)
-    check_positive(optim.batch_size, "method.optim.batch_size", integer=True)
-    check_positive(optim.lr, "method.optim.lr")
-    require(math.isfinite(optim.lr), "method.optim.lr", f"must be finite, got {optim.lr}")
     scheduler = optim.get("scheduler")
     _check_target(optim.optimizer, "method.optim.optimizer", torch.optim.Optimizer)
     if scheduler is not None:
@@ -124,20 +119,22 @@ def make_method(cfg: DictConfig, assumed: Any) -> Method:
 
 
 def build(cfg: DictConfig) -> tuple[Task, Method, SimulatedData, Experiment]:
-    """Validate the options and build every part of a run; no data are simulated yet.
+    """Validate the options and build every part of a run; no data are simulated yet (but for two samples that
+    size the data sets, refused when they cannot fit in memory).
 
     The method is built from ``task.assumed`` alone. Seeds every generator with ``cfg.seed`` first,
     so that the methods' initial weights follow the seed (the data have their own per-split generators).
     """
-    check_positive(cfg.seed, "seed", strict=False, integer=True)
+    preflight(cfg)  # the checks that need no torch (python -m mbdl ran them before the imports)
     check_choice(cfg.regime.loss, "regime.loss", LOSSES)
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     task: Task = instantiate(_options(cfg.task, ("name",)))
     method = make_method(cfg, task.assumed)
     training_phases(method, cfg.regime.get("lr_decay"), cfg.regime.get("warm_start", False))  # refuses a non-iterative layer-wise run
-    closed_form(cfg, method)  # refuses a generative run of a method with no model to fit
+    fitted = closed_form(cfg, method)  # refuses a generative run of a method with no model to fit
     epochs, batch_size, lr, optimizer, scheduler = optimizer_settings(cfg, method)
     data = SimulatedData(task, cfg.seed, batch_size, cfg.regime.n_train, fresh=cfg.regime.fresh_data)
+    check_data_memory(cfg, task, data, trained=fitted or bool(method.trainable_parameters and epochs))
     module = Experiment(task, method, cfg.regime.loss, lr, optimizer, scheduler)
     return task, method, data, module
 
@@ -146,6 +143,17 @@ def closed_form(cfg: DictConfig, method: Method) -> bool:
     """Whether the regime fits ``method`` in closed form (:meth:`~mbdl.methods.base.Method.fit_model`) rather than by
     gradient steps (:func:`~mbdl.methods.base.fits_in_closed_form`; ``regime.learning`` defaults to discriminative)."""
     return fits_in_closed_form(method, cfg.regime.get("learning", "discriminative"), cfg.regime.loss, cfg.regime.fresh_data)
+
+
+def check_data_memory(cfg: DictConfig, task: Task, data: SimulatedData, trained: bool) -> None:
+    """Refuse data sets that cannot fit in memory, before any is simulated: the validation and test sets, and the
+    training set of a method that trains (one batch with ``regime.fresh_data``); a sample's size from two draws."""
+    samples = {"task.n_val": data.sizes["val"], "task.n_test": data.sizes["test"]}
+    if trained:
+        samples["regime.n_train" if cfg.regime.n_train is not None else "task.n_train"] = data.batch_size if data.fresh else data.sizes["train"]
+    generator = torch.Generator().manual_seed(0)
+    one, two = (sum(v.element_size() * v.numel() for v in task.simulate(n, generator).values()) for n in (1, 2))
+    check_memory(samples, max(two - one, 1))
 
 
 def epochs(cfg: DictConfig) -> int:

@@ -6,7 +6,8 @@ import math
 
 import pytest
 
-from mbdl.__main__ import FAILED_OBJECTIVE, _require_finite, objective
+from mbdl.__main__ import _require_finite
+from mbdl.jobs import FAILED_OBJECTIVE, objective
 from mbdl.results.loggers import flat_config, has_api_key, run_identity, wandb_mode
 from mbdl.results.record import finished_record, write_record
 from mbdl.results.summary import failure_summary, job_line

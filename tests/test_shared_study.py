@@ -15,7 +15,7 @@ import optuna
 import pytest
 import yaml
 
-from mbdl.__main__ import objective
+from mbdl.jobs import objective
 from mbdl.config import ConfigError
 from mbdl.results.record import read_records
 from mbdl.results.studies import prepare_storage

@@ -39,6 +39,7 @@ def test_joblib_sweep_in_parallel_workers_then_mbdl_compare(outputs, tmp_path):
     assert len({r["run_dir"] for r in records}) == 8, "jobs started in the same second get their own directories"
     assert all(r["torch_threads"] == 1 for r in records), "threads=null means 1 per job in a multirun"
     assert done.stdout.count("[ok] sparse_recovery") == 8, "one line per finished job"
+    assert "progress: 8/8 jobs done; " in done.stdout and done.stdout.count("progress: ") == 8, "the sweep's progress after every job"
     assert "sweep directory:" in done.stdout and "jobs failed" not in done.stdout
     assert "GPU available" in done.stderr and "][lightning" not in done.stdout + done.stderr, "Lightning's lines once, not again through Hydra's handler"
 
@@ -70,7 +71,7 @@ def test_a_failing_job_with_offline_wandb_then_resume(outputs):
     """Two jobs, W&B offline (no API key anywhere): a sane learning rate, and one that makes the loss non-finite."""
     sweep = ("-m", "logger=[csv,wandb]", "method=unfolded", "method.optim.lr=1e-3,1e12", *TINY[:-1], "method.optim.epochs=3")
     done = mbdl_offline(outputs, *sweep)
-    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.returncode == 1, "a job failed: the exit status says so " + done.stderr[-3000:]
     root = sweep_dir(outputs)
     records = {lr(r): r for r in read_records(root)}
     ok, failed = records[1e-3], records[1e12]
@@ -90,8 +91,9 @@ def test_a_failing_job_with_offline_wandb_then_resume(outputs):
 
     stamp = (Path(ok["run_dir"]) / "metrics.json").stat().st_mtime_ns
     done = run_cli(*sweep, f"hydra.sweep.dir={root}", "resume=true", outputs=outputs)
-    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.returncode == 1, "the failed job fails again " + done.stderr[-3000:]
     assert done.stdout.count("[skipped, already finished]") == 1, "the ok job is skipped"
+    assert "progress: 2/2 jobs done (1 failed, 1 skipped)" in done.stdout
     assert (Path(ok["run_dir"]) / "metrics.json").stat().st_mtime_ns == stamp
     assert "[failed]" in done.stderr, "the failed job runs again"
 
@@ -110,7 +112,11 @@ def test_optuna_search_of_a_few_trials_reports_the_best(outputs):
     records = read_records(sweep_dir(outputs))
     assert len(records) == 3 and all(r["status"] == "ok" for r in records)
     best = yaml.safe_load((sweep_dir(outputs) / "optimization_results.yaml").read_text())
-    assert best["best_value"] == pytest.approx(min(r["val/nmse_db"] for r in records)), "selected on validation data, never on the test set"
+    chosen = min(records, key=lambda r: r["val/nmse_db"])
+    assert best["best_value"] == chosen["val/nmse_db"], "selected on validation data, never on the test set"
+    assert best["best_value"] not in [r["test/nmse_db"] for r in records]
+    assert {f"{k}={v}" for k, v in best["best_params"].items()} <= set(chosen["overrides"]), "the best trial is the one with the best val/ value"
+    assert "progress: 3/3 jobs done" in done.stdout, "an Optuna search's progress counts its trials"
 
 
 def hydra_config(*overrides: str):

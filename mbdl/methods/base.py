@@ -201,6 +201,7 @@ def training_phases(method: Method, lr_decay: Sequence[float] | None = None, war
         f"layerwise trains an iterative method layer by layer; {type(method).__name__} is not iterative "
         "(use regime=supervised or regime=unsupervised)",
     )
+    require(method.trainable_parameters > 0, "regime", f"layerwise trains an iterative method layer by layer; this {type(method).__name__} has no trainable parameters (use regime=supervised, or method=unfolded)")
     for d in lr_decay:
         check_positive(d, "regime.lr_decay")
     return method.layerwise_phases(lr_decay, warm_start)
