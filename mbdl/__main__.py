@@ -70,6 +70,13 @@ def _require_finite(record: dict[str, Any]) -> None:
         raise FloatingPointError(f"non-finite {key} = {value}")
 
 
+def _writes_outputs() -> bool:
+    """Whether this process writes the job's record, trackers and lines: not a DDP rank other than 0 (those only
+    compute; rank 0 holds the same results). Lightning is imported by then, except for errors before the run."""
+    rank_zero = sys.modules.get("mbdl.training.distributed")
+    return rank_zero is None or rank_zero.is_rank_zero()
+
+
 def _adapt_to_multirun(cfg: DictConfig) -> None:
     """In a multirun: one torch thread per job (unless ``threads`` is set) and no progress bar (one line per job instead)."""
     if cfg.threads is None:
@@ -109,6 +116,8 @@ def app(cfg: DictConfig) -> float:
         cause = _config_error(error)
         record = {**_declarations(cfg), **record}
         record.update(status="failed", error=f"{type(cause or error).__name__}: {cause or error}")
+        if not _writes_outputs():
+            raise
         write_record(output_dir, record)
         finish_trackers(record, output_dir)
         if multirun:
@@ -119,6 +128,8 @@ def app(cfg: DictConfig) -> float:
         if cause is not None:
             sys.exit(f"error: {cause}")
         raise
+    if not _writes_outputs():
+        return objective(record)
     write_record(output_dir, record)
     finish_trackers(record, output_dir)
     if multirun:
