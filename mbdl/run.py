@@ -204,7 +204,7 @@ def fit(cfg: DictConfig, module: Experiment, data: SimulatedData, output_dir: st
     """
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     method = module.method
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     if method.trainable_parameters and epochs(cfg):
         phases = training_phases(method, cfg.regime.get("lr_decay"), cfg.regime.get("warm_start", False))
         for index, phase in enumerate(phases, 1):
@@ -222,6 +222,7 @@ def fit(cfg: DictConfig, module: Experiment, data: SimulatedData, output_dir: st
                     flush=True,
                 )
         module.enter(None)
+    module.train_cpu_s = time.process_time() - cpu_start
     return time.perf_counter() - start
 
 
@@ -257,6 +258,7 @@ def run(cfg: DictConfig, output_dir: str) -> dict[str, Any]:
         "params": method.trainable_parameters,
         "processes": module.trainer.world_size,  # DDP ranks that trained and evaluated (1: one process)
         "train_time_s": train_time_s,
+        "train_cpu_s": module.train_cpu_s,  # this process's CPU time in training: the wall time on an idle core (one thread)
         "epochs_trained": module.epochs_trained,  # over all fits (early stopping may end a fit before its epochs)
         **module.results,
     }

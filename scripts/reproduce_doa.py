@@ -40,7 +40,7 @@ COHERENT = ("experiment=doa_subspacenet_coherent",)
 LIKE_FOR_LIKE = ("experiment=doa_subspacenet_coherent_m5",)
 SNRS = (-5.0, 0.0, 5.0, 10.0, 20.0)
 #: the SNR sweep: non-coherent, N=8, M=3, T=100, [-60°, 60°]; small training budgets per SNR.
-SWEEP = ("task=doa", "task.angle_range_deg=[-60.0,60.0]", "task.n_train=5000")
+SWEEP = ("task=doa", "task.angle_range_deg=[-60.0,60.0]", "task.n_train=5000", "~early_stopping")
 
 #: (section, label, overrides, test-time algorithms (one training, one row each) or (), published value)
 Row = tuple[str, str, tuple[str, ...], tuple[str, ...], str]

@@ -16,7 +16,7 @@ from tests.helpers import run_cli, run_config
 #: a small sparse-recovery run; 301 test samples do not split evenly over 2 ranks (the sampler pads one).
 TINY = ("task=sparse_recovery", "task.n=20", "task.m=40", "task.k=2", "task.n_train=200", "task.n_val=101", "task.n_test=301")
 #: the learned optimizer (ISTA with a trained step and threshold), 5 epochs of 50-sample steps.
-METHOD = ("method=learned_optimizer", "method.iterations=10", "method.optim.epochs=5", "early_stopping=null")
+METHOD = ("method=learned_optimizer", "method.iterations=10", "method.optim.epochs=5", "~early_stopping")
 BATCH = 50
 
 

@@ -6,7 +6,9 @@ Keys: ``task``, ``method``, ``regime``, ``seed``, ``status`` (``"ok"`` or ``"fai
 them), ``val/<metric>`` (model selection and the sweeper's objective), ``test/<metric>``,
 ``bound/<metric>`` or ``reference/<metric>`` (what the task declares each to be) with
 ``reference_names``, ``curve/<metric>`` (iterative methods), ``params``, ``train_time_s``,
-``infer_ms_per_sample``, ``torch_threads`` and ``overrides`` (the command-line overrides of the job).
+``train_cpu_s``, ``epochs_trained``, ``infer_ms_per_sample``, ``flops_per_sample`` and ``flops_uncounted``
+(:mod:`mbdl.training.flops`), ``processes`` and ``test_samples_per_process`` (DDP ranks and their shares of the test
+set), ``torch_threads`` and ``overrides`` (the command-line overrides of the job).
 
 The names of the files in a run directory are defined here and nowhere else.
 """

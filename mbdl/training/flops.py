@@ -30,10 +30,14 @@ UNCOUNTED_NAMES = frozenset({
 })
 
 
+#: linear-algebra operations that only check or move data.
+NO_ARITHMETIC = frozenset({"_linalg_check_errors"})
+
+
 @dataclass(frozen=True)
 class FlopCount:
     """``per_sample``: the counted FLOPs divided by the batch size; ``uncounted``: the operations with no formula that ran
-    (sorted aten names; empty when the count is complete)."""
+    (sorted aten names without their leading underscores, e.g. ``linalg_eigh``; empty when the count is complete)."""
 
     per_sample: float
     uncounted: tuple[str, ...]
@@ -58,6 +62,6 @@ def count_flops(forward: Callable[[Tensor], Any], x: Tensor) -> FlopCount:
     with torch.no_grad(), counter, operations:
         forward(x)
     counted = set(counter.flop_registry)
-    heavy = (name for name in operations.names if name.startswith(UNCOUNTED_PREFIXES) or name in UNCOUNTED_NAMES)
-    uncounted = sorted(name for name in heavy if getattr(torch.ops.aten, name) not in counted)
+    heavy = (name for name in operations.names if (name.startswith(UNCOUNTED_PREFIXES) or name in UNCOUNTED_NAMES) and name not in NO_ARITHMETIC)
+    uncounted = sorted({name.lstrip("_") for name in heavy if getattr(torch.ops.aten, name) not in counted})
     return FlopCount(counter.get_total_flops() / len(x), tuple(uncounted))

@@ -72,6 +72,7 @@ class Experiment(L.LightningModule):
         self.split, self._split_data = "test", {}
         self.phase: Phase | None = None
         self.epochs_trained = 0  # epochs run by every fit so far (the runner counts them)
+        self.train_cpu_s = 0.0  # CPU seconds of this process in training (the runner measures them)
         self._trainable = [p for p in method.parameters() if p.requires_grad]
 
     def enter(self, phase: Phase | None) -> None:
@@ -95,14 +96,20 @@ class Experiment(L.LightningModule):
 
     def _loss(self, data: Batch, stage: str) -> Tensor:
         loss = self.method.loss(data["x"], self.objective(data))
-        if not torch.isfinite(loss):
+        if not torch.isfinite(loss):  # a host sync on a GPU: every validation batch, every logged training step
             raise FloatingPointError(f"non-finite {stage} loss {loss.item()} at epoch {self.current_epoch}, step {self.global_step}")
         # val/loss averaged over the DDP ranks: every rank keeps the same best weights and stops at the same epoch
         self.log(f"{stage}/loss", loss, prog_bar=True, batch_size=len(data["x"]), sync_dist=stage == "val")
         return loss
 
     def training_step(self, data: Batch, batch_idx: int) -> Tensor:
-        return self._loss(data, "train")
+        """The training loss; checked and logged only every ``trainer.log_every_n_steps`` steps (and the first): ``self.log``
+        costs a fixed ~0.5 ms per call (docs/results/benchmarks.md), most of a small method's step, and the check is
+        a host sync on a GPU. A non-finite loss poisons the weights, so the next logged step, or the validation, still
+        stops the run."""
+        if self.global_step % self.trainer.log_every_n_steps == 0:
+            return self._loss(data, "train")
+        return self.method.loss(data["x"], self.objective(data))
 
     def validation_step(self, data: Batch, batch_idx: int) -> None:
         self._loss(data, "val")
