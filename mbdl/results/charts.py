@@ -21,9 +21,9 @@ import plotly.io as pio
 PALETTE = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000", "#F0E442")
 #: the dashed lines (bounds, references) in greys.
 BOUND_COLOURS = ("#333333", "#888888", "#BBBBBB")
-WIDTH, HEIGHT = 580, 360
+WIDTH, HEIGHT = 580, 440
 #: plotly's options for every chart: no link to plotly's cloud, no logo; the modebar's PNG export stays.
-CONFIG = {"displaylogo": False, "responsive": False, "modeBarButtonsToRemove": ["sendDataToCloud"]}
+CONFIG = {"displaylogo": False, "displayModeBar": "hover", "responsive": False, "modeBarButtonsToRemove": ["sendDataToCloud"]}
 
 
 @dataclass
@@ -94,10 +94,10 @@ def _layout(title: str, xlabel: str, ylabel: str, logx: bool, height: int = HEIG
         "title": {"text": escape(title), "font": {"size": 14}},
         "width": WIDTH,
         "height": height,
-        "margin": {"l": 64, "r": 16, "t": 48, "b": 52},
+        "margin": {"l": 64, "r": 16, "t": 48, "b": 40},
         "xaxis": {"title": {"text": escape(xlabel)}, "type": "log" if logx else "linear", "gridcolor": "#eee", "zeroline": False},
         "yaxis": {"title": {"text": escape(ylabel)}, "gridcolor": "#eee", "zeroline": False},
-        "legend": {"font": {"size": 11}, "groupclick": "togglegroup"},
+        "legend": {"font": {"size": 11}, "groupclick": "togglegroup", "orientation": "h", "yanchor": "top", "y": -0.22, "xanchor": "left", "x": 0},
         "hoverlabel": {"align": "left"},
         "plot_bgcolor": "#fff",
         "paper_bgcolor": "#fcfcfc",
@@ -115,7 +115,10 @@ def line_chart(title: str, xlabel: str, ylabel: str, series: list[Series], logx:
         if s.dashed:
             colour = BOUND_COLOURS[bounds % len(BOUND_COLOURS)]
             bounds += 1
-            x, y = (s.x, s.y) if len(set(s.x)) > 1 else ([min(xs), max(xs)], [s.y[0]] * 2)  # one value: a level across the chart
+            low, high = min(xs), max(xs)
+            if low == high:  # every series at one x: a short level around it
+                low, high = (low / 1.5, high * 1.5) if logx or low > 0 else (low - 1, high + 1)
+            x, y = (s.x, s.y) if len(set(s.x)) > 1 else ([low, high], [s.y[0]] * 2)  # one value: a level across the chart
             figure.add_trace(go.Scatter(
                 x=x, y=y, name=label, mode="lines", line={"color": colour, "dash": "dash", "width": 2},
                 hovertemplate=f"{label}<br>{escape(ylabel)}: %{{y:.4g}}<extra></extra>",
@@ -150,7 +153,7 @@ def bar_chart(title: str, unit: str, bars: list[tuple[str, float]], colours: Col
     colours = colours or Colours()
     names = [escape(name) for name, _ in bars]
     values = [value for _, value in bars]
-    figure = go.Figure(layout=_layout(title, unit, "", logx, height=90 + 26 * len(bars)))
+    figure = go.Figure(layout=_layout(title, unit, "", logx, height=100 + 26 * len(bars)))
     figure.add_trace(go.Bar(
         y=names, x=values, orientation="h", marker={"color": [colours(name) for name, _ in bars]},
         text=[f"{_fmt(v)} {escape(unit)}" for v in values], textposition="auto",
