@@ -45,6 +45,7 @@ bench: $(STAMP)
 	$(BIN)/python scripts/bench_music.py
 	$(BIN)/python scripts/bench_kalman.py
 	$(BIN)/python scripts/bench_overhead.py
+	$(BIN)/python scripts/bench_steps.py
 	$(BIN)/python scripts/bench_sweep.py --epochs 1
 
 clean:

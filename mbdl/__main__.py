@@ -58,6 +58,13 @@ def _require_finite(record: dict[str, Any]) -> None:
         raise FloatingPointError(f"non-finite {key} = {value}")
 
 
+def _writes_outputs() -> bool:
+    """Whether this process writes the job's record, trackers and lines: not a DDP rank other than 0 (those only
+    compute; rank 0 holds the same results). Lightning is imported by then, except for errors before the run."""
+    rank_zero = sys.modules.get("mbdl.training.distributed")
+    return rank_zero is None or rank_zero.is_rank_zero()
+
+
 @hydra.main(version_base="1.3", config_path="../configs", config_name="config")
 def app(cfg: DictConfig) -> float:
     """Run one job, always write its record, and return its objective (the primary validation metric)."""
@@ -101,6 +108,8 @@ def _job(cfg: DictConfig) -> float:
             sys.exit(f"error: {cause}")  # refused before any work: nothing to record, no run directory left behind
         record = {**declarations(cfg.task._target_), **record}
         record.update(status="failed", error=f"{type(cause or error).__name__}: {cause or error}")
+        if not _writes_outputs():
+            raise
         write_record(output_dir, record)
         finish_trackers(record, output_dir)
         if multirun:
@@ -111,6 +120,8 @@ def _job(cfg: DictConfig) -> float:
         if cause is not None:
             sys.exit(f"error: {cause}")
         raise
+    if not _writes_outputs():
+        return objective(record)
     write_record(output_dir, record)
     finish_trackers(record, output_dir)
     if multirun:

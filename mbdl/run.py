@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import inspect
 import logging
+import os
 import time
 import warnings
 from pathlib import Path
@@ -16,6 +17,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import torch
 from hydra.utils import get_class, get_object, instantiate
+from lightning.pytorch.callbacks import EarlyStopping
 from omegaconf import DictConfig, OmegaConf
 
 from mbdl.config import check_choice, check_memory, check_positive, preflight, require
@@ -24,6 +26,7 @@ from mbdl.results.record import FIGURE_NAME
 from mbdl.tasks.base import Task
 from mbdl.training.callbacks import BestWeights
 from mbdl.training.data import EVAL_BATCH_SIZE, SimulatedData
+from mbdl.training.distributed import is_rank_zero
 from mbdl.training.module import Experiment
 
 #: the config folder of the package (the spectrum files of each task are under ``spectrum/<task>/``).
@@ -60,6 +63,10 @@ warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` i
 warnings.filterwarnings("ignore", message="The `srun` command is available on your system but is not used")
 # regime.fresh_data: the training stream has a length and is read in the main process (no workers to split it)
 warnings.filterwarnings("ignore", message="Your `IterableDataset` has `__len__` defined")
+# trainer=ddp: the padding of the evaluation sampler is dropped when the ranks' estimates are gathered (mbdl.training.distributed)
+warnings.filterwarnings("ignore", message="Using `DistributedSampler` with the dataloaders. During `trainer.test")
+# lightning 2.6's all_gather with torch 2.13: an internal deprecation, not ours to fix
+warnings.filterwarnings("ignore", message="torch.distributed.nn.functional.all_gather is deprecated")
 
 
 def _options(node: DictConfig, excluded: tuple[str, ...]) -> DictConfig:
@@ -133,6 +140,7 @@ def build(cfg: DictConfig) -> tuple[Task, Method, SimulatedData, Experiment]:
     training_phases(method, cfg.regime.get("lr_decay"), cfg.regime.get("warm_start", False))  # refuses a non-iterative layer-wise run
     fitted = closed_form(cfg, method)  # refuses a generative run of a method with no model to fit
     epochs, batch_size, lr, optimizer, scheduler = optimizer_settings(cfg, method)
+    early_stopping(cfg)  # refuses bad options before any work
     data = SimulatedData(task, cfg.seed, batch_size, cfg.regime.n_train, fresh=cfg.regime.fresh_data)
     check_data_memory(cfg, task, data, trained=fitted or bool(method.trainable_parameters and epochs))
     module = Experiment(task, method, cfg.regime.loss, lr, optimizer, scheduler)
@@ -162,13 +170,42 @@ def epochs(cfg: DictConfig) -> int:
     return 0 if optim is None else optim.epochs
 
 
+def check_launch(cfg: DictConfig) -> None:
+    """Refuse a DDP run that Lightning would start by re-running a multirun's command (every rank would run the whole sweep).
+
+    A multirun's jobs run DDP where the launcher starts one process per rank itself (SLURM: ``hydra.launcher.tasks_per_node``
+    equal to ``trainer.devices``), which Lightning sees in the environment (``LOCAL_RANK``, ``SLURM_PROCID``)."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    strategy, devices = str(cfg.trainer.get("strategy", "auto")), cfg.trainer.get("devices", 1)
+    multirun = HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
+    started_outside = any(key in os.environ for key in ("LOCAL_RANK", "SLURM_PROCID"))
+    require(
+        not ("ddp" in strategy and devices not in (1, "1") and multirun and not started_outside),
+        "trainer",
+        f"{strategy} with {devices} devices runs one job at a time (Lightning starts the other ranks by re-running "
+        "the command, which in a multirun is the whole sweep): drop -m, or on SLURM set hydra.launcher.tasks_per_node to trainer.devices",
+    )
+
+
+def early_stopping(cfg: DictConfig) -> list[L.Callback]:
+    """Lightning's ``EarlyStopping`` on ``val/loss`` as ``cfg.early_stopping`` sets it (none when it is null)."""
+    options = cfg.get("early_stopping")
+    if options is None:
+        return []
+    check_positive(options.patience, "early_stopping.patience", integer=True)
+    check_positive(options.min_delta, "early_stopping.min_delta", strict=False)
+    return [EarlyStopping(monitor="val/loss", mode="min", patience=options.patience, min_delta=options.min_delta, check_on_train_epoch_end=False)]
+
+
 def make_trainer(cfg: DictConfig, output_dir: str, loggers: list[Any] | None = None) -> L.Trainer:
-    """The Lightning Trainer of ``cfg.trainer`` for one fit or test (best weights kept in memory)."""
+    """The Lightning Trainer of ``cfg.trainer`` for one fit or test (best weights kept in memory, early stopping)."""
     return instantiate(
         cfg.trainer,
         max_epochs=epochs(cfg),
         logger=loggers or False,
-        callbacks=[BestWeights()],
+        callbacks=[BestWeights(), *early_stopping(cfg)],
         default_root_dir=output_dir,
     )
 
@@ -183,7 +220,7 @@ def fit(cfg: DictConfig, module: Experiment, data: SimulatedData, output_dir: st
     """
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     method = module.method
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     if closed_form(cfg, method):
         train = data.split("train")
         method.fitted_parameters = method.fit_model(train["x"], train["s"] if cfg.regime.loss == "supervised" else None)
@@ -195,6 +232,7 @@ def fit(cfg: DictConfig, module: Experiment, data: SimulatedData, output_dir: st
             module.enter(phase)
             trainer = make_trainer(cfg, output_dir, loggers)
             trainer.fit(module, datamodule=data)
+            module.epochs_trained += trainer.current_epoch
             if len(phases) > 1:
                 best = next(c.best for c in trainer.callbacks if isinstance(c, BestWeights))
                 print(
@@ -203,6 +241,7 @@ def fit(cfg: DictConfig, module: Experiment, data: SimulatedData, output_dir: st
                     flush=True,
                 )
         module.enter(None)
+    module.train_cpu_s = time.process_time() - cpu_start
     return time.perf_counter() - start
 
 
@@ -212,7 +251,7 @@ def evaluate(cfg: DictConfig, module: Experiment, data: SimulatedData, output_di
     trainer = make_trainer(cfg, output_dir, loggers)
     for split in ("val", "test"):
         module.evaluate_on(split, data.split(split))
-        trainer.test(module, dataloaders=data.loader(split), verbose=False)
+        trainer.test(module, dataloaders=data.loader(split, with_index=True), verbose=False)
 
 
 def run(cfg: DictConfig, output_dir: str) -> dict[str, Any]:
@@ -220,11 +259,12 @@ def run(cfg: DictConfig, output_dir: str) -> dict[str, Any]:
     if cfg.threads is not None:
         check_positive(cfg.threads, "threads", integer=True)
         torch.set_num_threads(cfg.threads)
+    check_launch(cfg)
     task, method, data, module = build(cfg)
     loggers = [instantiate(c) for c in (cfg.get("logger") or {}).values()]
     train_time_s = fit(cfg, module, data, output_dir, loggers)
     evaluate(cfg, module, data, output_dir, loggers)
-    figure = task.figure(module.estimates["test"], data.split("test"))
+    figure = task.figure(module.estimates["test"], data.split("test")) if is_rank_zero() else None
     if figure is not None:
         Path(output_dir).mkdir(parents=True, exist_ok=True)
         figure.savefig(Path(output_dir) / FIGURE_NAME, dpi=100)
@@ -235,6 +275,9 @@ def run(cfg: DictConfig, output_dir: str) -> dict[str, Any]:
         "primary_metric": task.primary_metric,
         "metric_info": task.metric_info(),
         "params": method.learned_parameters,
+        "processes": module.trainer.world_size,  # DDP ranks that trained and evaluated (1: one process)
         "train_time_s": train_time_s,
+        "train_cpu_s": module.train_cpu_s,  # this process's CPU time in training: the wall time on an idle core (one thread)
+        "epochs_trained": module.epochs_trained,  # over all fits (early stopping may end a fit before its epochs)
         **module.results,
     }

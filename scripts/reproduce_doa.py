@@ -40,7 +40,7 @@ COHERENT = ("experiment=doa_subspacenet_coherent",)
 LIKE_FOR_LIKE = ("experiment=doa_subspacenet_coherent_m5",)
 SNRS = (-5.0, 0.0, 5.0, 10.0, 20.0)
 #: the SNR sweep: non-coherent, N=8, M=3, T=100, [-60°, 60°]; small training budgets per SNR.
-SWEEP = ("task=doa", "task.angle_range_deg=[-60.0,60.0]", "task.n_train=5000")
+SWEEP = ("task=doa", "task.angle_range_deg=[-60.0,60.0]", "task.n_train=5000", "~early_stopping")
 
 #: (section, label, overrides, test-time algorithms (one training, one row each) or (), published value)
 Row = tuple[str, str, tuple[str, ...], tuple[str, ...], str]
@@ -240,7 +240,7 @@ shift equations (K > 5) and restores the rank (8 − K + 1 ≥ 5); mbdl refuses 
 
 Non-coherent, N = 8, M = 3, T = 100, DoAs in [-60°, 60°]; each learned method trained per SNR on 5 000
 samples with a small budget (DeepCNN 15 epochs, LISTA 10, SubspaceNet 20, calibration 3); commands:
-`python -m mbdl task=doa task.angle_range_deg=[-60.0,60.0] task.n_train=5000 task.snr_db=<SNR> method=<point> ...`
+`python -m mbdl task=doa task.angle_range_deg=[-60.0,60.0] task.n_train=5000 ~early_stopping task.snr_db=<SNR> method=<point> ...`
 (see `SWEEP_METHODS` in the script for the exact overrides).
 
 ![RMSPE versus SNR](doa_rmspe_vs_snr.png)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -102,4 +103,7 @@ def test_dashboard_escapes_names_and_needs_nothing_from_the_network(tmp_path):
     write_record(tmp_path / "sweep" / "hostile", {**record, "method": HOSTILE, "run_dir": None})
     html = (compare([tmp_path / "sweep"], tmp_path / "out")["paths"]["dashboard"]).read_text()
     assert HOSTILE not in html and "&lt;img src=x onerror=alert(1)&gt;" in html
-    assert "https://" not in html and "http://" not in html.replace('xmlns="http://www.w3.org/2000/svg"', "")
+    library = re.search(r'<script id="plotly-js">.*?</script>', html, re.S)
+    assert library and html.count(library.group(0)) == 1, "plotly.js inlined, once"
+    page = html.replace(library.group(0), "")  # the library's source names its project's sites; the browser test checks it requests none
+    assert "https://" not in page and "http://" not in page and "<script src" not in page

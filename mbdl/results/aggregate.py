@@ -3,7 +3,7 @@
 Runs are grouped by task, method, regime and every *swept* key (an override whose value differs
 between the runs, the seed excepted); each group holds the seeds. For every numeric result
 (``val/<m>``, ``test/<m>``, ``bound/<m>``, ``reference/<m>``, ``params``, ``train_time_s``,
-``infer_ms_per_sample``) a group has the mean and the standard deviation over its ``ok`` runs
+``infer_ms_per_sample``, ``flops_per_sample``) a group has the mean and the standard deviation over its ``ok`` runs
 (``ddof=1``; none for one run), and for every ``curve/<m>`` the mean per iteration.
 """
 
@@ -25,7 +25,7 @@ IDENTITY = ("task", "method", "regime")
 #: overrides that never define a group: the seed is what is averaged over; resume changes no result.
 NOT_SWEPT = ("seed", "resume")
 #: numeric results aggregated besides ``test/*`` and ``bound/*``.
-COSTS = ("params", "train_time_s", "infer_ms_per_sample")
+COSTS = ("params", "train_time_s", "infer_ms_per_sample", "flops_per_sample")
 #: config keys read from each run's ``.hydra/config.yaml`` as derived fields: training-set size and depth.
 DERIVED = {"n_train": ("regime.n_train", "task.n_train"), "iterations": ("method.iterations",)}
 

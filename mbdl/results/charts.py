@@ -1,52 +1,55 @@
-"""Inline SVG charts (no JavaScript, no CDN): lines with error bars, and horizontal bars.
+"""Interactive charts drawn by plotly, whose JavaScript the page inlines once (:func:`plotly_script`): no CDN, works offline.
 
-All text is escaped; every point carries a ``<title>`` tooltip with its exact value.
+A line chart has, per series, the mean over seeds with ± one standard deviation as error bars and, faint behind
+it, every run's own value; hovering a mean shows its value, spread and seeds, hovering a run its directory,
+overrides and value. Bounds and references are dashed lines named by what they are. Clicking a legend entry
+hides or shows a series (with its runs); an axis is logarithmic where the swept values are (:func:`is_logarithmic`).
+Every text taken from a record is HTML-escaped before plotly sees it.
 """
 
 from __future__ import annotations
 
-import math
+import statistics
 from dataclasses import dataclass, field
+from functools import cache
 from html import escape
+
+import plotly.graph_objects as go
+import plotly.io as pio
 
 #: colour-blind-safe palette (Okabe & Ito), cycled over the series.
 PALETTE = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000", "#F0E442")
-#: series with more points are drawn as plain lines (no markers).
-MAX_MARKERS = 30
-#: the dashed lines (bounds) in greys.
+#: the dashed lines (bounds, references) in greys.
 BOUND_COLOURS = ("#333333", "#888888", "#BBBBBB")
-WIDTH, HEIGHT = 600, 320
-LEFT, RIGHT, TOP, BOTTOM = 64, 200, 30, 46
+WIDTH, HEIGHT = 580, 440
+#: plotly's options for every chart: no link to plotly's cloud, no logo; the modebar's PNG export stays.
+CONFIG = {"displaylogo": False, "displayModeBar": "hover", "responsive": False, "modeBarButtonsToRemove": ["sendDataToCloud"]}
+
+
+@dataclass
+class Run:
+    """One run behind a point: its directory's name, its overrides and its value."""
+
+    name: str
+    overrides: str
+    x: float
+    y: float
 
 
 @dataclass
 class Series:
-    """One line: points ``(x, y)`` with optional error bars ``err`` (± one std); ``dashed`` for bounds."""
+    """One line: points ``(x, y)`` (means over seeds) with their spread ``err`` (± one std) and ``seeds`` (how many),
+    the ``runs`` behind them, and ``notes`` shown on hover per point; ``dashed`` for a bound or reference."""
 
     label: str
     x: list[float]
     y: list[float]
     err: list[float] = field(default_factory=list)
+    seeds: list[int] = field(default_factory=list)
+    runs: list[Run] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
     dashed: bool = False
-
-
-def _ticks(low: float, high: float, count: int = 5) -> list[float]:
-    """About ``count`` round tick values covering ``[low, high]``."""
-    if high <= low:
-        return [low]
-    raw = (high - low) / count
-    step = 10 ** math.floor(math.log10(raw))
-    step *= next(m for m in (1, 2, 5, 10) if step * m >= raw)
-    first = math.ceil(low / step - 1e-9) * step
-    return [first + i * step for i in range(int((high - first) / step + 1e-9) + 1)]
-
-
-def _log_ticks(low: float, high: float) -> list[float]:
-    """Powers of ten (and 2, 5 × them when the range is short) within ``[low, high]``."""
-    decades = range(math.floor(math.log10(low)), math.ceil(math.log10(high)) + 1)
-    mantissas = (1, 2, 5) if math.log10(high / low) < 2.5 else (1,)
-    ticks = [m * 10.0**d for d in decades for m in mantissas if low * (1 - 1e-9) <= m * 10.0**d <= high * (1 + 1e-9)]
-    return ticks or [low, high]
+    open_markers: list[bool] = field(default_factory=list)
 
 
 class Colours:
@@ -59,81 +62,107 @@ class Colours:
         return self.assigned.setdefault(label, PALETTE[len(self.assigned) % len(PALETTE)])
 
 
+@cache
+def plotly_script() -> str:
+    """plotly.js (the bundle the installed plotly package ships) for one inline ``<script>`` of the page."""
+    from plotly.offline import get_plotlyjs
+
+    return get_plotlyjs()
+
+
+def is_logarithmic(values: list[float]) -> bool:
+    """Whether swept values are spaced logarithmically: all positive and spanning at least a decade, with consecutive
+    ratios more even than consecutive differences (10, 30, 100, 300, 1000 is; 0, 10, 20, 30 is not; two values a
+    decade or more apart are)."""
+    distinct = sorted(set(values))
+    if not distinct or distinct[0] <= 0 or distinct[-1] / distinct[0] < 10:
+        return False
+    if len(distinct) < 3:
+        return True
+    differences = [b - a for a, b in zip(distinct, distinct[1:])]
+    ratios = [b / a for a, b in zip(distinct, distinct[1:])]
+    spread = lambda steps: statistics.pstdev(steps) / statistics.fmean(steps)  # noqa: E731
+    return spread(ratios) < spread(differences)
+
+
 def _fmt(value: float) -> str:
     return f"{value:.0f}" if float(value).is_integer() and abs(value) < 1e7 else f"{value:.4g}"
 
 
-def _short(text: str, length: int = 26) -> str:
-    """``text`` cut to ``length`` characters (the full text stays in the tooltip)."""
-    return text if len(text) <= length else text[: length - 1] + "\u2026"
+def _layout(title: str, xlabel: str, ylabel: str, logx: bool, height: int = HEIGHT) -> dict:
+    return {
+        "title": {"text": escape(title), "font": {"size": 14}},
+        "width": WIDTH,
+        "height": height,
+        "margin": {"l": 64, "r": 16, "t": 48, "b": 40},
+        "xaxis": {"title": {"text": escape(xlabel)}, "type": "log" if logx else "linear", "gridcolor": "#eee", "zeroline": False},
+        "yaxis": {"title": {"text": escape(ylabel)}, "gridcolor": "#eee", "zeroline": False},
+        "legend": {"font": {"size": 11}, "groupclick": "togglegroup", "orientation": "h", "yanchor": "top", "y": -0.22, "xanchor": "left", "x": 0},
+        "hoverlabel": {"align": "left"},
+        "plot_bgcolor": "#fff",
+        "paper_bgcolor": "#fcfcfc",
+    }
 
 
-def line_chart(title: str, xlabel: str, ylabel: str, series: list[Series], logx: bool = False, colours: Colours | None = None) -> str:
-    """An SVG line chart of ``series`` (markers, error bars, legend on the right); ``logx`` for a log x axis.
-
-    Markers (with tooltips) are drawn for series of at most :data:`MAX_MARKERS` points.
-    """
+def line_chart(title: str, xlabel: str, ylabel: str, series: list[Series], logx: bool = False, colours: Colours | None = None, lines: bool = True) -> go.Figure:
+    """``series`` as lines (``lines=False``: markers only) with error bars and their runs' points behind them."""
     colours = colours or Colours()
+    figure = go.Figure(layout=_layout(title, xlabel, ylabel, logx))
     xs = [x for s in series for x in s.x]
-    ys = [y + sign * e for s in series for y, e in zip(s.y, s.err or [0.0] * len(s.y)) for sign in (-1, 1)]
-    logx = logx and all(x > 0 for x in xs)
-    fx = math.log10 if logx else float
-    x0, x1 = fx(min(xs)), fx(max(xs))
-    y0, y1 = min(ys), max(ys)
-    if x1 == x0:
-        x0, x1 = x0 - 1, x1 + 1
-    pad = (y1 - y0) * 0.05 or abs(y0) * 0.1 or 1.0
-    y0, y1 = y0 - pad, y1 + pad
-    plot_w, plot_h = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
-    px = lambda x: LEFT + (fx(x) - x0) / (x1 - x0) * plot_w  # noqa: E731
-    py = lambda y: TOP + (y1 - y) / (y1 - y0) * plot_h  # noqa: E731
-    parts = [f'<rect x="{LEFT}" y="{TOP}" width="{plot_w}" height="{plot_h}" class="frame"/>']
-    for tick in _log_ticks(10**x0, 10**x1) if logx else _ticks(x0, x1):
-        parts.append(f'<line x1="{px(tick):.1f}" x2="{px(tick):.1f}" y1="{TOP}" y2="{TOP + plot_h}" class="grid"/>')
-        parts.append(f'<text x="{px(tick):.1f}" y="{TOP + plot_h + 16}" class="tick" text-anchor="middle">{_fmt(tick)}</text>')
-    for tick in _ticks(y0, y1):
-        parts.append(f'<line x1="{LEFT}" x2="{LEFT + plot_w}" y1="{py(tick):.1f}" y2="{py(tick):.1f}" class="grid"/>')
-        parts.append(f'<text x="{LEFT - 6}" y="{py(tick) + 4:.1f}" class="tick" text-anchor="end">{_fmt(tick)}</text>')
-    for i, s in enumerate(series):
-        bounds = sum(t.dashed for t in series[:i])
-        colour = BOUND_COLOURS[bounds % len(BOUND_COLOURS)] if s.dashed else colours(s.label)
+    bounds = 0
+    for s in series:
+        label = escape(s.label)
+        if s.dashed:
+            colour = BOUND_COLOURS[bounds % len(BOUND_COLOURS)]
+            bounds += 1
+            low, high = min(xs), max(xs)
+            if low == high:  # every series at one x: a short level around it
+                low, high = (low / 1.5, high * 1.5) if logx or low > 0 else (low - 1, high + 1)
+            x, y = (s.x, s.y) if len(set(s.x)) > 1 else ([low, high], [s.y[0]] * 2)  # one value: a level across the chart
+            figure.add_trace(go.Scatter(
+                x=x, y=y, name=label, mode="lines", line={"color": colour, "dash": "dash", "width": 2},
+                hovertemplate=f"{label}<br>{escape(ylabel)}: %{{y:.4g}}<extra></extra>",
+            ))
+            continue
+        colour = colours(s.label)
         order = sorted(range(len(s.x)), key=lambda j: s.x[j])
-        points = " ".join(f"{px(s.x[j]):.1f},{py(s.y[j]):.1f}" for j in order)
-        if s.dashed and len(set(s.x)) == 1:  # a bound known at one x only: a level across the whole plot
-            points = f"{LEFT},{py(s.y[0]):.1f} {LEFT + plot_w},{py(s.y[0]):.1f}"
-        dash = ' stroke-dasharray="6 4"' if s.dashed else ""
-        parts.append(f'<polyline points="{points}" fill="none" stroke="{colour}" stroke-width="2"{dash}/>')
-        for j in order:
-            err = s.err[j] if s.err else 0.0
-            if err:
-                parts.append(f'<line x1="{px(s.x[j]):.1f}" x2="{px(s.x[j]):.1f}" y1="{py(s.y[j] - err):.1f}" y2="{py(s.y[j] + err):.1f}" stroke="{colour}"/>')
-            tip = escape(f"{s.label}: {xlabel}={_fmt(s.x[j])}, {ylabel}={_fmt(s.y[j])}" + (f" ± {_fmt(err)}" if err else ""))
-            if not s.dashed and len(s.x) <= MAX_MARKERS:
-                parts.append(f'<circle cx="{px(s.x[j]):.1f}" cy="{py(s.y[j]):.1f}" r="3.5" fill="{colour}"><title>{tip}</title></circle>')
-        legend_y = TOP + 14 + 18 * i
-        parts.append(f'<line x1="{WIDTH - RIGHT + 12}" x2="{WIDTH - RIGHT + 32}" y1="{legend_y - 4}" y2="{legend_y - 4}" stroke="{colour}" stroke-width="2"{dash}/>')
-        parts.append(f'<text x="{WIDTH - RIGHT + 38}" y="{legend_y}" class="legend">{escape(_short(s.label))}<title>{escape(s.label)}</title></text>')
-    parts.append(f'<text x="{LEFT + plot_w / 2}" y="{HEIGHT - 8}" text-anchor="middle" class="axis">{escape(xlabel)}</text>')
-    parts.append(f'<text transform="translate(14 {TOP + plot_h / 2}) rotate(-90)" text-anchor="middle" class="axis">{escape(ylabel)}</text>')
-    return _svg(title, parts)
+        err = [s.err[j] if s.err else 0.0 for j in order]
+        seeds = [s.seeds[j] if s.seeds else 1 for j in order]
+        notes = [s.notes[j] if s.notes else "" for j in order]
+        symbols = ["circle-open" if s.open_markers and s.open_markers[j] else "circle" for j in order]
+        custom = [[f" ± {_fmt(e)}" if e else "", n, note] for e, n, note in zip(err, seeds, notes)]
+        figure.add_trace(go.Scatter(
+            x=[s.x[j] for j in order], y=[s.y[j] for j in order], name=label, legendgroup=label,
+            mode="lines+markers" if lines else "markers", line={"color": colour, "width": 2}, marker={"size": 8 if lines else 11, "color": colour, "symbol": symbols},
+            error_y={"type": "data", "array": err, "visible": any(err), "color": colour, "thickness": 1.2},
+            customdata=custom,
+            hovertemplate=f"<b>{label}</b><br>{escape(xlabel)} = %{{x}}<br>{escape(ylabel)}: %{{y:.4g}}%{{customdata[0]}}<br>mean over %{{customdata[1]}} seed(s)%{{customdata[2]}}<extra></extra>",
+        ))
+        if s.runs:
+            figure.add_trace(go.Scatter(
+                x=[r.x for r in s.runs], y=[r.y for r in s.runs], name=f"{label}: runs", legendgroup=label, showlegend=False,
+                mode="markers", marker={"size": 5, "color": colour, "opacity": 0.35},
+                customdata=[[escape(r.name), escape(r.overrides)] for r in s.runs],
+                hovertemplate=f"run %{{customdata[0]}}<br>overrides: %{{customdata[1]}}<br>{escape(ylabel)}: %{{y:.4g}}<extra></extra>",
+            ))
+    return figure
 
 
-def bar_chart(title: str, unit: str, bars: list[tuple[str, float]], colours: Colours | None = None) -> str:
-    """A horizontal SVG bar chart of ``(label, value)`` pairs (non-negative values), values written at the bars."""
+def bar_chart(title: str, unit: str, bars: list[tuple[str, float]], colours: Colours | None = None, logx: bool = False) -> go.Figure:
+    """Horizontal bars of ``(label, value)`` pairs, each value written at its bar."""
     colours = colours or Colours()
-    row, left = 22, 190
-    height = TOP + row * len(bars) + 20
-    top = max((v for _, v in bars), default=0.0) or 1.0
-    parts = []
-    for i, (name, value) in enumerate(bars):
-        y = TOP + i * row
-        width = max(value, 0.0) / top * (WIDTH - left - 140)
-        parts.append(f'<text x="{left - 8}" y="{y + 14}" text-anchor="end" class="legend">{escape(_short(name))}<title>{escape(name)}</title></text>')
-        parts.append(f'<rect x="{left}" y="{y + 2}" width="{width:.1f}" height="{row - 6}" fill="{colours(name)}"><title>{escape(f"{name}: {_fmt(value)} {unit}")}</title></rect>')
-        parts.append(f'<text x="{left + width + 6:.1f}" y="{y + 14}" class="tick">{escape(_fmt(value))} {escape(unit)}</text>')
-    return _svg(title, parts, height)
+    names = [escape(name) for name, _ in bars]
+    values = [value for _, value in bars]
+    figure = go.Figure(layout=_layout(title, unit, "", logx, height=100 + 26 * len(bars)))
+    figure.add_trace(go.Bar(
+        y=names, x=values, orientation="h", marker={"color": [colours(name) for name, _ in bars]},
+        text=[f"{_fmt(v)} {escape(unit)}" for v in values], textposition="auto",
+        hovertemplate=f"%{{y}}: %{{x:.4g}} {escape(unit)}<extra></extra>", showlegend=False,
+    ))
+    figure.update_layout(yaxis={"autorange": "reversed", "automargin": True}, margin={"l": 8})
+    return figure
 
 
-def _svg(title: str, parts: list[str], height: int = HEIGHT) -> str:
-    head = f'<svg xmlns="http://www.w3.org/2000/svg" class="chart" viewBox="0 0 {WIDTH} {height}" width="{WIDTH}" height="{height}" role="img">'
-    return head + f'<title>{escape(title)}</title><text x="{LEFT}" y="18" class="title">{escape(title)}</text>' + "".join(parts) + "</svg>"
+def chart_html(figure: go.Figure, div_id: str) -> str:
+    """The ``<div>`` of one chart and its call of ``Plotly.newPlot`` (plotly.js itself is inlined once, by the page)."""
+    return f'<div class="chart">{pio.to_html(figure, include_plotlyjs=False, full_html=False, div_id=div_id, config=CONFIG, validate=True)}</div>'

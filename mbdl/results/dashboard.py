@@ -1,10 +1,12 @@
-"""The comparison dashboard: one self-contained HTML file (inline SVG, CSS and a little JavaScript; works offline).
+"""The comparison dashboard: one self-contained HTML file (plotly charts with plotly.js inlined once, CSS, a little
+JavaScript for the tables; works offline, requests nothing).
 
 Per task: the spectrum chart (the primary test metric vs training-set size per method, the bound or
 reference as a dashed line named by what it is), the metric vs iterations/layers (the per-iteration
 curves), vs SNR (``task.snr_db``, every task's noise axis) and vs every other
-swept numeric key, trainable parameters and inference time per method, and one example figure
-per method. Then the summary over seeds and the sortable table of every run (click a header;
+swept numeric key, the metric against inference FLOPs per sample, trainable parameters and inference
+time per method, and one example figure per method. Then the summary over seeds and the sortable table of
+every run (click a header;
 ``dashboard.html#sort=<column>:desc`` sorts on load). Every name from a record is escaped.
 """
 
@@ -19,9 +21,9 @@ from pathlib import Path
 from typing import Any
 
 from mbdl.results.aggregate import aggregate, axis_label, label, metric_info, result_columns, text_rows
-from mbdl.results.charts import Colours, Series, bar_chart, line_chart
+from mbdl.results.charts import Colours, Run, Series, bar_chart, chart_html, is_logarithmic, line_chart, plotly_script
 from mbdl.results.record import FIGURE_NAME, RECORD_NAME
-from mbdl.results.tables import format_value
+from mbdl.results.tables import format_value, is_number
 
 #: swept keys that set the training-set size (the spectrum chart's x axis, field ``n_train``).
 N_TRAIN_KEYS = ("override:regime.n_train", "override:task.n_train")
@@ -37,8 +39,6 @@ body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:24px;
 h1{font-size:22px;margin:0 0 4px}h2{font-size:18px;margin:28px 0 8px;border-bottom:1px solid #ddd}
 .meta,.note{color:#555;font-size:13px}.charts{display:flex;flex-wrap:wrap;gap:12px}
 .chart{border:1px solid #e3e3e3;border-radius:6px;background:#fcfcfc}
-.chart .frame{fill:#fff;stroke:#999}.chart .grid{stroke:#eee}.chart .tick{font-size:11px;fill:#444}
-.chart .legend{font-size:12px;fill:#222}.chart .axis{font-size:12px;fill:#222}.chart .title{font-size:14px;font-weight:600;fill:#222}
 table{border-collapse:collapse;font-size:12px;margin:8px 0}th,td{border:1px solid #ddd;padding:3px 6px;text-align:left;white-space:nowrap}
 th{background:#f3f3f3;cursor:pointer;user-select:none;position:sticky;top:0}th[aria-sort=ascending]::after{content:" \\25B2"}
 th[aria-sort=descending]::after{content:" \\25BC"}tr.failed td{background:#fff0f0}.figures{display:flex;flex-wrap:wrap;gap:12px}
@@ -86,19 +86,33 @@ SCRIPT = """
 
 def _series_label(row: dict[str, Any], fields: list[str]) -> str:
     """``method regime key=value ...`` for a row of :func:`aggregate` (keys by their last part: ``n_train=10``)."""
-    parts = (str(row[f]) if not f.startswith("override:") else f"{label(f).rsplit('.', 1)[-1]}={'default' if row[f] is None else row[f]}" for f in fields)
+    parts = (str(row.get(f)) if not f.startswith("override:") else f"{label(f).rsplit('.', 1)[-1]}={'default' if row.get(f) is None else row[f]}" for f in fields)
     return " ".join(parts)
 
 
-def _series(rows: list[dict[str, Any]], fields: list[str], x: str, y: str) -> list[Series]:
-    """One :class:`Series` per distinct value of ``fields``: ``x`` against the mean ``y`` ± its std."""
+def _run_points(runs: list[dict[str, Any]], fields: list[str], x: str, y: str) -> dict[str, list[Run]]:
+    """Every ok run's ``(x, y)`` by the label of its series: what a mean point is the mean of."""
+    points: dict[str, list[Run]] = defaultdict(list)
+    for run in runs:
+        if run.get("status") == "ok" and is_number(run.get(x)) and is_number(run.get(y)):
+            overrides = " ".join(run.get("overrides") or [])
+            points[_series_label(run, fields)].append(Run(Path(run["run_dir"]).name, overrides, run[x], run[y]))
+    return points
+
+
+def _series(rows: list[dict[str, Any]], fields: list[str], x: str, y: str, runs: list[dict[str, Any]] | None = None) -> list[Series]:
+    """One :class:`Series` per distinct value of ``fields``: ``x`` against the mean ``y`` ± its std over the seeds,
+    with the ``runs`` behind each point."""
     lines: dict[str, Series] = {}
+    points = _run_points(runs or [], fields, x, y)
     for row in rows:
         if isinstance(row.get(x), (int, float)) and y in row:
-            line = lines.setdefault(_series_label(row, fields), Series(_series_label(row, fields), [], [], []))
+            name = _series_label(row, fields)
+            line = lines.setdefault(name, Series(name, [], [], runs=points.get(name, [])))
             line.x.append(row[x])
             line.y.append(row[y])
             line.err.append(row.get(f"{y}:std") or 0.0)
+            line.seeds.append(len(row.get("seeds") or []))
     return list(lines.values())
 
 
@@ -115,14 +129,19 @@ def _bound(runs: list[dict[str, Any]], metric: str, x: str, fields: list[str]) -
     return lines
 
 
-def _chart(title: str, xlabel: str, ylabel: str, series: list[Series], colours: Colours, logx: bool = False) -> str:
-    """A line chart, or a note when there is nothing to draw; says when series were dropped."""
-    series = [s for s in series if s.x]
-    if not series:
-        return f'<p class="note">{escape(title)}: nothing to draw in these runs.</p>'
-    svg = line_chart(title, xlabel, ylabel, series[:MAX_SERIES], logx, colours)
-    dropped = len(series) - MAX_SERIES
-    return svg + (f'<p class="note">{dropped} more series not drawn.</p>' if dropped > 0 else "")
+class Charts:
+    """Numbers the charts of a page as they are drawn (each one a ``<div id="chart-N">``)."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def __call__(self, figure: Any) -> str:
+        self.count += 1
+        return chart_html(figure, f"chart-{self.count}")
+
+
+def _note(title: str, text: str) -> str:
+    return f'<p class="note">{escape(title)}: {escape(text)}</p>'
 
 
 @dataclass
@@ -131,6 +150,7 @@ class TaskCharts:
 
     runs: list[dict[str, Any]]
     swept: list[str]
+    draw: Charts
     colours: Colours = field(default_factory=Colours)
 
     def __post_init__(self) -> None:
@@ -147,44 +167,74 @@ class TaskCharts:
     def all(self) -> list[str]:
         if not self.ok:
             return ['<p class="note">No finished run: nothing to chart.</p>']
-        return [self.spectrum(), self.iterations(), *self.swept_keys(), *self.costs()]
+        return [self.spectrum(), self.iterations(), *self.swept_keys(), self.error_vs_flops(), *self.costs()]
+
+    def _lines(self, title: str, xlabel: str, series: list[Series], logx: bool = False) -> str:
+        """A line chart, or a note when there is nothing to draw; says when series were dropped."""
+        series = [s for s in series if s.x]
+        if not series:
+            return _note(title, "nothing to draw in these runs.")
+        dropped = len(series) - MAX_SERIES
+        chart = self.draw(line_chart(title, xlabel, self.ylabel, series[:MAX_SERIES], logx, self.colours))
+        return chart + (f'<p class="note">{dropped} more series not drawn.</p>' if dropped > 0 else "")
 
     def spectrum(self) -> str:
-        """Test error vs training-set size (log axis), the bound dashed."""
+        """Test error vs training-set size (log axis where the sizes are log-spaced), the bound dashed."""
         rows = aggregate(self.runs, [*self.identity, *self.others, "n_train"])
-        series = _series(rows, self.identity + self.others, "n_train", f"test/{self.metric}") + _bound(self.ok, self.metric, "n_train", self.others)
-        return _chart(f"the spectrum: {self.name} vs training-set size", "n_train", self.ylabel, series, self.colours, logx=True)
+        fields = self.identity + self.others
+        series = _series(rows, fields, "n_train", f"test/{self.metric}", self.runs) + _bound(self.ok, self.metric, "n_train", self.others)
+        sizes = [r["n_train"] for r in self.ok if is_number(r.get("n_train"))]
+        return self._lines(f"the spectrum: {self.name} vs training-set size", "n_train", series, is_logarithmic(sizes))
 
     def iterations(self) -> str:
         """The mean per-iteration curves at the largest training set, the bound dashed."""
         curve = f"curve/{self.metric}"
         groups = aggregate(self.at_largest, [*self.identity, *self.others])
-        series = [Series(_series_label(r, self.identity + self.others), list(range(1, len(r[curve]) + 1)), r[curve]) for r in groups if curve in r]
+        series = [Series(_series_label(r, self.identity + self.others), list(range(1, len(r[curve]) + 1)), r[curve], seeds=[len(r["seeds"])] * len(r[curve])) for r in groups if curve in r]
         depth = max((len(s.x) for s in series), default=0)
         if depth:
             series += [Series(line.label, [1, depth], [line.y[0]] * 2, dashed=True) for line in _bound(self.at_largest, self.metric, "n_train", self.others)]
-        return _chart(f"{self.name} vs iterations/layers (n_train={self.largest})", "iteration / layer", self.ylabel, series, self.colours, logx=depth > 20)
+        return self._lines(f"{self.name} vs iterations/layers (n_train={self.largest})", "iteration / layer", series, depth > 20)
 
     def swept_keys(self) -> list[str]:
         """Error vs each swept numeric key, SNR first (a note when no SNR was swept), the bound at each value."""
         numeric = [k for k in self.others if all(isinstance(r.get(k), (int, float)) for r in self.runs)]
         snr = [k for k in numeric if k == SNR_KEY]
-        charts = [] if snr else [f'<p class="note">{escape(self.name)} vs SNR: no SNR sweep in these runs (every task has task.snr_db: sweep it, e.g. task.snr_db=0,10,20).</p>']
+        charts = [] if snr else [_note(f"{self.name} vs SNR", "no SNR sweep in these runs (every task has task.snr_db: sweep it, e.g. task.snr_db=0,10,20).")]
         for key in snr + [k for k in numeric if k not in snr]:
             rest = [k for k in self.others if k != key]
             rows = aggregate(self.at_largest, [*self.identity, *rest, key])
-            series = _series(rows, self.identity + rest, key, f"test/{self.metric}") + _bound(self.at_largest, self.metric, key, rest)
+            series = _series(rows, self.identity + rest, key, f"test/{self.metric}", self.at_largest) + _bound(self.at_largest, self.metric, key, rest)
             title = f"{self.name} vs SNR ({label(key)})" if key in snr else f"{self.name} vs {label(key)}"
-            charts.append(_chart(title, label(key), self.ylabel, series, self.colours))
+            charts.append(self._lines(title, label(key), series, is_logarithmic([r[key] for r in self.runs])))
         return charts
+
+    def error_vs_flops(self) -> str:
+        """Test error against FLOPs per sample at the largest training set, one point per series: the cost of each
+        point of the spectrum. An open marker: a count without some operations (``flops_uncounted``, a lower bound)."""
+        title = f"{self.name} vs inference FLOPs per sample (n_train={self.largest})"
+        fields = self.identity + self.others
+        rows = [r for r in aggregate(self.at_largest, fields) if is_number(r.get("flops_per_sample")) and r["flops_per_sample"] > 0]
+        series = []
+        for row in rows:
+            name = _series_label(row, fields)
+            uncounted = sorted({op for r in self.at_largest if _series_label(r, fields) == name for op in r.get("flops_uncounted") or []})
+            note = f"<br>not counted (no formula in torch's counter): {escape(', '.join(uncounted))}: a lower bound" if uncounted else ""
+            line = Series(name, [row["flops_per_sample"]], [row[f"test/{self.metric}"]], [row.get(f"test/{self.metric}:std") or 0.0], [len(row["seeds"])], notes=[note], open_markers=[bool(uncounted)])
+            line.runs = _run_points(self.at_largest, fields, "flops_per_sample", f"test/{self.metric}").get(name, [])
+            series.append(line)
+        if not series:
+            return _note(title, "no run records flops_per_sample.")
+        chart = self.draw(line_chart(title, "FLOPs per sample (torch's counter; open marker: a lower bound)", self.ylabel, series[:MAX_SERIES], True, self.colours, lines=False))
+        return chart
 
     def costs(self) -> list[str]:
         """Trainable parameters and inference time per series, at the largest training set."""
         groups = aggregate(self.at_largest, [*self.identity, *self.others])
         names = [_series_label(r, self.identity + self.others) for r in groups]
         return [
-            bar_chart(f"trainable parameters (n_train={self.largest})", "", [(n, r.get("params", 0.0)) for n, r in zip(names, groups)], self.colours),
-            bar_chart(f"inference time (n_train={self.largest})", "ms/sample", [(n, r.get("infer_ms_per_sample", 0.0)) for n, r in zip(names, groups)], self.colours),
+            self.draw(bar_chart(f"trainable parameters (n_train={self.largest})", "", [(n, r.get("params", 0.0)) for n, r in zip(names, groups)], self.colours)),
+            self.draw(bar_chart(f"inference time (n_train={self.largest})", "ms/sample", [(n, r.get("infer_ms_per_sample", 0.0)) for n, r in zip(names, groups)], self.colours)),
         ]
 
 
@@ -246,11 +296,13 @@ def render(runs: list[dict[str, Any]], swept: list[str], rows: list[dict[str, An
     body = [
         "<h1>mbdl comparison</h1>",
         f'<p class="meta">{len(runs)} runs ({len(failed)} failed) in {len(rows)} groups; swept: {escape(", ".join(map(label, swept)) or "nothing")}. '
-        "Mean ± std over seeds; each chart\'s axis says which direction is better; dashed: the task\'s bound or reference.</p>",
+        "Each point: the mean over seeds with ± one std, the seeds\' own runs faint behind it (hover for run, overrides and value; "
+        "click a legend entry to hide or show a series); each chart\'s axis says which direction is better; dashed: the task\'s bound or reference.</p>",
     ]
+    draw = Charts()
     for task, task_runs in sorted(tasks.items()):
         body.append(f"<h2>{escape(task)}</h2>")
-        body.append(f'<div class="charts">{"".join(TaskCharts(task_runs, swept).all())}</div>')
+        body.append(f'<div class="charts">{"".join(TaskCharts(task_runs, swept, draw).all())}</div>')
         body.append(_figures(task_runs, ["method", "regime"]))
     body += ["<h2>summary over seeds</h2>", _summary_table(rows, by), "<h2>runs</h2>", _run_table(runs, swept, base)]
     if failed:
@@ -258,7 +310,8 @@ def render(runs: list[dict[str, Any]], swept: list[str], rows: list[dict[str, An
         body.append(f"<h2>failed runs</h2><ul>{items}</ul>")
     return (
         '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>mbdl comparison</title>'
-        f'<meta name="viewport" content="width=device-width, initial-scale=1"><style>{STYLE}</style></head>'
+        f'<meta name="viewport" content="width=device-width, initial-scale=1"><style>{STYLE}</style>'
+        f'<script id="plotly-js">{plotly_script()}</script></head>'
         f'<body>{"".join(body)}<script>{SCRIPT}</script></body></html>\n'
     )
 

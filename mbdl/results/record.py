@@ -6,7 +6,9 @@ by SIGTERM/SIGINT), ``error`` (runs that are not ok), ``primary_metric`` (the me
 them), ``val/<metric>`` (model selection and the sweeper's objective), ``test/<metric>``,
 ``bound/<metric>`` or ``reference/<metric>`` (what the task declares each to be) with
 ``reference_names``, ``curve/<metric>`` (iterative methods), ``params``, ``train_time_s``,
-``infer_ms_per_sample``, ``torch_threads`` and ``overrides`` (the command-line overrides of the job).
+``train_cpu_s``, ``epochs_trained``, ``infer_ms_per_sample``, ``flops_per_sample`` and ``flops_uncounted``
+(:mod:`mbdl.training.flops`), ``processes`` and ``test_samples_per_process`` (DDP ranks and their shares of the test
+set), ``torch_threads`` and ``overrides`` (the command-line overrides of the job).
 
 Readers never fail on one bad directory: a ``metrics.json`` that cannot be read (empty, truncated, not an
 object) reads as a record with status ``"unreadable"``, and a job directory that Hydra started (it holds

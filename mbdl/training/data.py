@@ -17,6 +17,9 @@ EVAL_BATCH_SIZE = 1024
 #: offsets of the per-split seeds, so that the test set does not depend on ``n_train``.
 SPLIT_SEEDS = {"train": 0, "val": 1, "test": 2}
 
+#: the key of an evaluation batch that holds each sample's position in its split (for gathering over DDP ranks).
+INDEX_KEY = "index"
+
 
 def split_generator(seed: int, split: str) -> torch.Generator:
     """The generator of one split: seeded from the run seed and the split only."""
@@ -24,10 +27,14 @@ def split_generator(seed: int, split: str) -> torch.Generator:
 
 
 class BatchDataset(Dataset):
-    """A :data:`Batch` of tensors indexed along the first dimension, fetched a batch at a time."""
+    """A :data:`Batch` of tensors indexed along the first dimension, fetched a batch at a time.
 
-    def __init__(self, data: Batch) -> None:
-        self.data = data
+    ``with_index``: each batch also holds its samples' positions in ``data`` under :data:`INDEX_KEY`, so that
+    the estimates of several DDP ranks (each given a part of the split by a ``DistributedSampler``, padded to
+    equal parts) can be put back in order, each sample once."""
+
+    def __init__(self, data: Batch, with_index: bool = False) -> None:
+        self.data, self.with_index = data, with_index
         self.size = len(next(iter(data.values())))
 
     def __len__(self) -> int:
@@ -35,7 +42,8 @@ class BatchDataset(Dataset):
 
     def __getitems__(self, indices: list[int]) -> Batch:
         index = torch.as_tensor(indices)
-        return {key: value[index] for key, value in self.data.items()}
+        batch = {key: value[index] for key, value in self.data.items()}
+        return {**batch, INDEX_KEY: index} if self.with_index else batch
 
 
 class FreshBatches(IterableDataset):
@@ -88,9 +96,10 @@ class SimulatedData(L.LightningDataModule):
             self.splits[name] = self.task.simulate(self.sizes[name], split_generator(self.seed, name))
         return self.splits[name]
 
-    def loader(self, name: str, batch_size: int | None = None, shuffle: bool = False) -> DataLoader:
-        """Batches of split ``name`` (``batch_size=None``: the evaluation batch size)."""
-        return DataLoader(BatchDataset(self.split(name)), batch_size=batch_size or self.eval_batch_size, shuffle=shuffle, collate_fn=_as_is)
+    def loader(self, name: str, batch_size: int | None = None, shuffle: bool = False, with_index: bool = False) -> DataLoader:
+        """Batches of split ``name`` (``batch_size=None``: the evaluation batch size); ``with_index``: see :class:`BatchDataset`."""
+        dataset = BatchDataset(self.split(name), with_index)
+        return DataLoader(dataset, batch_size=batch_size or self.eval_batch_size, shuffle=shuffle, collate_fn=_as_is)
 
     def train_dataloader(self) -> DataLoader:
         if self.fresh:
@@ -102,4 +111,4 @@ class SimulatedData(L.LightningDataModule):
         return self.loader("val")
 
     def test_dataloader(self) -> DataLoader:
-        return self.loader("test")
+        return self.loader("test", with_index=True)

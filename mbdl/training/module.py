@@ -15,6 +15,9 @@ from torch import Tensor
 from mbdl.config import check_choice
 from mbdl.methods.base import LOSSES, IterativeMethod, Method, Objective, Phase
 from mbdl.tasks.base import Batch, Task
+from mbdl.training.data import INDEX_KEY
+from mbdl.training.distributed import gather_rows, in_split_order, total
+from mbdl.training.flops import FlopCount, count_flops
 
 OptimizerFactory = Callable[..., torch.optim.Optimizer]
 """``factory(parameters, lr=...)``: an optimizer (``method.optim.optimizer``, a ``_partial_`` config)."""
@@ -44,7 +47,11 @@ class Experiment(L.LightningModule):
     After ``trainer.test`` on split ``name`` (:meth:`evaluate_on`), :attr:`estimates` ``[name]`` holds the
     estimate of that split and :attr:`results` ``<name>/<metric>``, and for the test split also
     ``bound/<metric>`` or ``reference/<metric>`` with ``reference_names``, ``curve/<metric>`` (one value per
-    iteration, for iterative methods) and ``infer_ms_per_sample``.
+    iteration, for iterative methods), ``infer_ms_per_sample``, and ``flops_per_sample`` with ``flops_uncounted``
+    (torch's FLOP counter on the first test batch, :mod:`mbdl.training.flops`). Under DDP each rank evaluates its
+    share of a split (``test_samples_per_process``: the test samples each rank evaluated, a sampler's padding
+    included); the metrics are computed once over the whole split, gathered in order
+    (:mod:`mbdl.training.distributed`), and every rank holds the same results.
     """
 
     def __init__(
@@ -64,6 +71,8 @@ class Experiment(L.LightningModule):
         self.estimates: dict[str, Tensor] = {}
         self.split, self._split_data = "test", {}
         self.phase: Phase | None = None
+        self.epochs_trained = 0  # epochs run by every fit so far (the runner counts them)
+        self.train_cpu_s = 0.0  # CPU seconds of this process in training (the runner measures them)
         self._trainable = [p for p in method.parameters() if p.requires_grad]
 
     def enter(self, phase: Phase | None) -> None:
@@ -87,13 +96,20 @@ class Experiment(L.LightningModule):
 
     def _loss(self, data: Batch, stage: str) -> Tensor:
         loss = self.method.loss(data["x"], self.objective(data))
-        if not torch.isfinite(loss):
+        if not torch.isfinite(loss):  # a host sync on a GPU: every validation batch, every logged training step
             raise FloatingPointError(f"non-finite {stage} loss {loss.item()} at epoch {self.current_epoch}, step {self.global_step}")
-        self.log(f"{stage}/loss", loss, prog_bar=True, batch_size=len(data["x"]))
+        # val/loss averaged over the DDP ranks: every rank keeps the same best weights and stops at the same epoch
+        self.log(f"{stage}/loss", loss, prog_bar=True, batch_size=len(data["x"]), sync_dist=stage == "val")
         return loss
 
     def training_step(self, data: Batch, batch_idx: int) -> Tensor:
-        return self._loss(data, "train")
+        """The training loss; checked and logged only every ``trainer.log_every_n_steps`` steps (and the first): ``self.log``
+        costs a fixed ~0.5 ms per call (docs/results/benchmarks.md), most of a small method's step, and the check is
+        a host sync on a GPU. A non-finite loss poisons the weights, so the next logged step, or the validation, still
+        stops the run."""
+        if self.global_step % self.trainer.log_every_n_steps == 0:
+            return self._loss(data, "train")
+        return self.method.loss(data["x"], self.objective(data))
 
     def validation_step(self, data: Batch, batch_idx: int) -> None:
         self._loss(data, "val")
@@ -105,7 +121,9 @@ class Experiment(L.LightningModule):
     def on_test_epoch_start(self) -> None:
         self._estimates: list[Tensor] = []
         self._iterates: list[list[Tensor]] = []
+        self._index: list[Tensor] = []
         self._infer_s = 0.0
+        self._flops: FlopCount | None = None
 
     def test_step(self, data: Batch, batch_idx: int) -> None:
         synchronize = torch.cuda.synchronize if self.device.type == "cuda" else lambda: None
@@ -121,23 +139,36 @@ class Experiment(L.LightningModule):
         synchronize()
         self._infer_s += time.perf_counter() - start
         self._estimates.append(estimate.detach().cpu())
+        self._index.append(data[INDEX_KEY].cpu())
+        if self.split == "test" and batch_idx == 0:  # after the timing: the counter slows every operation down
+            self._flops = count_flops(self.method, data["x"])
+
+    def _split_rows(self, rows: list[Tensor]) -> Tensor:
+        """Per-batch rows of this rank's share of the split as one tensor over the whole split, in split order
+        (every rank's share gathered; :mod:`mbdl.training.distributed`)."""
+        return in_split_order(gather_rows(self, torch.cat(self._index)), gather_rows(self, torch.cat(rows)), len(self._split_data["x"]))
 
     def on_test_epoch_end(self) -> None:
         task, split, data = self.task, self.split, self._split_data
-        estimate = self.estimates[split] = torch.cat(self._estimates)
+        estimate = self.estimates[split] = self._split_rows(self._estimates)
         results = {f"{split}/{k}": v for k, v in task.evaluate(estimate, data).items()}
         if split == "test":
             references = task.references(data)
             results.update({f"{ref.prefix}/{k}": ref.value for k, ref in references.items()})
             results["reference_names"] = {k: ref.name for k, ref in references.items()}
             if self._iterates:
-                per_iteration = zip(*self._iterates)
-                results[f"curve/{task.primary_metric}"] = [task.evaluate(torch.cat(steps), data)[task.primary_metric] for steps in per_iteration]
-            results["infer_ms_per_sample"] = 1e3 * self._infer_s / len(data["x"])
+                per_iteration = (self._split_rows(list(steps)) for steps in zip(*self._iterates))
+                results[f"curve/{task.primary_metric}"] = [task.evaluate(steps, data)[task.primary_metric] for steps in per_iteration]
+            share = sum(len(e) for e in self._estimates)  # this rank's share, with the sampler's padding
+            results["test_samples_per_process"] = [int(n) for n in gather_rows(self, torch.tensor([share]))]
+            results["infer_ms_per_sample"] = 1e3 * total(self, self._infer_s) / sum(results["test_samples_per_process"])
+            if self._flops is not None:
+                results["flops_per_sample"] = self._flops.per_sample
+                results["flops_uncounted"] = list(self._flops.uncounted)
         self.results.update(results)
         for key, value in results.items():
             if isinstance(value, float) and math.isfinite(value):
-                self.log(key, value)
+                self.log(key, value, sync_dist=True)  # the same on every rank: the mean over the ranks is that value
 
     def configure_optimizers(self):  # noqa: ANN201 - Lightning's union of return types
         phase = self.phase or Phase([p for p in self.method.parameters() if p.requires_grad])
