@@ -107,11 +107,11 @@ class CompressiveSensing(ImagingOperator):
             m = ISTANET_MEASUREMENTS.get(ratio) if block == 33 else None
             m = m or max(1, round(ratio / 100 * n))
             gaussian = torch.randn(n, m, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
-            self.phi = torch.linalg.qr(gaussian).Q.T.contiguous().float()
+            self.phi = torch.linalg.qr(gaussian).Q.T.contiguous()
         else:
             matrix = load_mat(phi, key, "task.operator.phi")
             require(matrix.ndim == 2 and matrix.shape[1] == n, "task.operator.phi", f"{phi!r} holds a {matrix.shape} matrix, not (m, {n})")
-            self.phi = torch.from_numpy(matrix).float()
+            self.phi = torch.from_numpy(matrix)  # float64: cast to each input's precision when applied
         self.block = self.multiple = block
 
     def build(self, shape: Shape) -> LinearOperator:
