@@ -328,10 +328,16 @@ class Imaging(Task):
         self.set_sizes(n_train, n_val, len(test_images))
         self.model_seed, self.reference_samples = model_seed, reference_samples
         shapes = list(dict.fromkeys([self.crop_shape, self.canvas_shape]))
-        built = [operator.build(shape) for shape in shapes]
-        self.operator = built[0] if len(built) == 1 else PerShape(built)
-        #: the methods are told the true operator (on crops and on the test canvas) and the noise std when it is fixed.
-        self.assumed = LinearInverseProblem(self.operator, None if snr_db is not None else float(noise_std))
+
+        def on_every_shape() -> LinearOperator:
+            built = [operator.build(shape) for shape in shapes]
+            return built[0] if len(built) == 1 else PerShape(built)
+
+        #: the true operator, which measures the data (on the CPU)
+        self.operator = on_every_shape()
+        #: the methods are told the true operator (their own copy, which moves with them to a device) on the crops and
+        #: on the test canvas, and the noise std when it is fixed.
+        self.assumed = LinearInverseProblem(on_every_shape(), None if snr_db is not None else float(noise_std))
         self._reference: Callable[[Tensor], Tensor] | None = None
 
     def measure(self, s: Tensor, generator: torch.Generator) -> Tensor:
