@@ -43,7 +43,7 @@ FIGURE = ROOT / "docs" / "results" / "imaging_reconstructions.png"
 DATA = "$MBDL_DATA"
 #: the λ grids searched on validation crops.
 TV_GRID = (0.001, 0.003, 0.01, 0.03)
-PNP_GRID = (3e-5, 1e-4, 3e-4, 1e-3)
+PNP_GRID = (3e-5, 1e-4, 3e-4)
 
 #: ISTA-Net-PyTorch's released weights, measured on this machine (docs/imaging.md): setup -> (linear start, ISTA-Net+).
 ANCHORS = {
@@ -74,7 +74,7 @@ def rows(section: str, denoiser: str) -> list[tuple[str, str, tuple[str, ...], t
     linear, unfolded = ANCHORS[section]
     mri = section.startswith("mri")
     experiment = ("experiment=istanet_mri" if mri else "experiment=istanet_cs", *task[2:], "method.optim.epochs=3")
-    val_crop = () if mri else ("task.crop=132",)
+    val_crop = () if mri else ("task.crop=132", "task.n_val=64")
     return [
         ("TV, primal-dual, 100 it., λ on validation", linear, (*task, *val_crop, "method=model_based", "method.algorithm=tv", "method.iterations=100"), TV_GRID),
         ("wavelet-ℓ1 (Haar, 3 levels), FISTA 100 it., λ on validation", "", (*task, *val_crop, "method=model_based", "method.algorithm=wavelet_fista", "method.iterations=100"), TV_GRID),
@@ -82,7 +82,7 @@ def rows(section: str, denoiser: str) -> list[tuple[str, str, tuple[str, ...], t
         ("DnCNN on the linear start (black box)", "", (*task, "method=black_box", "method.channels=16", *TRAINED), ()),
         ("ISTA-Net⁺, 9 phases × 16 channels (the 1-hour recipe)", unfolded, experiment, ()),
         ("MoDL, 5 it., shared DnCNN", "", (*task, "method=unfolded", "method.algorithm=modl", "method.iterations=5", "method.channels=16", *TRAINED), ()),
-        ("PnP-HQS, 8 it., one denoiser for every operator, λ on validation", "", (*task, *val_crop, "method=dnn_aided", "method.algorithm=pnp", f"method.denoiser={denoiser}"), PNP_GRID),
+        ("PnP-HQS, 30 it., one denoiser for every operator, λ on validation", "", (*task, *val_crop, "method=dnn_aided", "method.algorithm=pnp", "method.iterations=30", f"method.denoiser={denoiser}"), PNP_GRID),
         ("neural proximal gradient, 5 it., shared DnCNN", "", (*task, "method=dnn_aided", "method.iterations=5", "method.channels=16", *TRAINED), ()),
     ]
 
