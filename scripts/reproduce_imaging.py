@@ -114,8 +114,13 @@ def run_row(overrides: tuple[str, ...], grid: tuple[float, ...], data: str, scra
 
 def keep(record: dict) -> dict:
     """The parts of a record the tables use."""
-    wanted = ("params", "train_time_s", "infer_ms_per_sample", "lam", "val_psnr_db_by_lam", "load_before", "load_after", "command", "reference_names", "figure", "torch_threads")
+    wanted = ("params", "train_time_s", "infer_ms_per_sample", "lam", "val_psnr_db_by_lam", "load_before", "load_after", "command", "reference_names", "figure", "torch_threads", "ran_as")
     return {k: v for k, v in record.items() if k.startswith(("test/", "reference/", "val/", "curve/")) or k in wanted}
+
+
+def data_folder(command: str) -> str:
+    """The data folder in a hand-run command (the part before ``/istanet/``), to write it ``$MBDL_DATA``."""
+    return command.split("/istanet/")[0].split("=")[-1] if "/istanet/" in command else DATA
 
 
 def fmt(value: float | None, digits: int = 2) -> str:
@@ -130,6 +135,8 @@ def table(section: str, records: dict, denoiser: str) -> str:
         key = " ".join(overrides)
         command = f"`python -m mbdl {key}`" + (f" with method.lam from {list(grid)} on validation" if grid else "")
         r = records.get(key)
+        if r is not None and "ran_as" in r:
+            command += f" (run by hand as `python -m mbdl {r['ran_as'].replace(data_folder(r['ran_as']), DATA)}`, the same config)"
         if r is None:
             cells.append([label, "not run", "", "", "", anchor, "", "", "", command])
             continue
@@ -200,7 +207,7 @@ def main() -> None:
         section, label = name.split(":", 1)
         overrides = next(o for lab, _, o, _ in rows(section, args.denoiser) if lab.startswith(label))
         record = json.loads((Path(run_dir) / "metrics.json").read_text())
-        record.update(command=" ".join(overrides), figure=str(Path(run_dir) / FIGURE_NAME))
+        record.update(command=" ".join(overrides), ran_as=" ".join(record["overrides"]), figure=str(Path(run_dir) / FIGURE_NAME))
         records[" ".join(overrides)] = keep(record)
     if args.adopt:
         RECORDS.write_text(json.dumps(records, indent=1))

@@ -12,6 +12,7 @@ from torch.nn import functional
 
 from mbdl.algorithms.ista import soft_threshold
 from mbdl.config import check_positive, require
+from mbdl.nets.prox import residual_branch
 
 
 def _conv(a: int, b: int) -> nn.Conv2d:
@@ -37,13 +38,7 @@ class DnCNN(nn.Module):
         check_positive(channels, "method.channels", integer=True)
         require(isinstance(layers, int) and layers >= 2, "method.layers", f"must be an integer >= 2, got {layers!r}")
         widths = [in_channels] + [channels] * (layers - 1) + [1]
-        convs = [_conv(a, b) for a, b in zip(widths[:-1], widths[1:])]
-        nn.init.zeros_(convs[-1].weight)
-        nn.init.zeros_(convs[-1].bias)
-        body: list[nn.Module] = []
-        for conv in convs[:-1]:
-            body += [conv, nn.ReLU()]
-        self.f = nn.Sequential(*body, convs[-1])
+        self.f = residual_branch([_conv(a, b) for a, b in zip(widths[:-1], widths[1:])])
 
     def forward(self, v: Tensor) -> Tensor:
         """``(batch, 1, h, w)`` from ``v`` ``(batch, in_channels, h, w)``: ``v[:, :1] + f(v)``."""
