@@ -154,13 +154,16 @@ def plot(records: dict, denoiser: str) -> None:
     shown = [(label, records[" ".join(o)]["figure"]) for label, _, o, _ in rows("cs25", denoiser) if Path(records.get(" ".join(o), {}).get("figure", "")).is_file()]
     if not shown:
         return
-    figure, axes = plt.subplots(1, len(shown), figsize=(5 * len(shown), 5), squeeze=False)
-    for ax, (label, path) in zip(axes[0], shown):
+    columns = min(3, len(shown))
+    figure, axes = plt.subplots(-(-len(shown) // columns), columns, figsize=(4.5 * columns, 4.5 * -(-len(shown) // columns)), squeeze=False)
+    for ax in axes.flat:
+        ax.set_axis_off()
+    for ax, (label, path) in zip(axes.flat, shown):
         ax.imshow(plt.imread(path))
         ax.set_title(label, fontsize=8)
         ax.set_axis_off()
     figure.tight_layout()
-    figure.savefig(FIGURE, dpi=90)
+    figure.savefig(FIGURE, dpi=60)
     plt.close(figure)
 
 
