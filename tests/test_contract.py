@@ -30,6 +30,7 @@ SETUP = {
     "tracking": ("task.steps=10", "task.n_train=16", "task.n_val=8", "task.n_test=8", "task.mismatch.H_rotation_deg=5", "task.mismatch.Q_scale=2"),
     "doa": ("task.n_train=16", "task.n_val=8", "task.n_test=8", "task.phase_error=0.2", "task.gain_error=0.1"),
     "linear_gaussian": ("task.n_train=40", "task.n_val=8", "task.n_test=8", "task.mismatch.H=0.1", "task.mismatch.prior_identity=true"),
+    "imaging": ("task.operator.block=8", "task.crop=8", "task.test_size=16", "task.n_train=16", "task.n_val=8", "task.reference_samples=200"),
 }
 
 
@@ -108,7 +109,8 @@ def test_initial_weights_follow_the_seed(task_name, method_name):
     assert differ == draws[0], "random initial weights must follow the run's seed; deterministic ones must not draw"
 
 
-NON_ITERATIVE = [(t, m) for t, m in SPECTRUM if t != "sparse_recovery" and not (t == "doa" and m == "unfolded")] + [("sparse_recovery", "black_box")]
+ITERATIVE = {("doa", "unfolded"), *(("imaging", m) for m in ("model_based", "learned_optimizer", "unfolded", "dnn_aided"))}
+NON_ITERATIVE = [(t, m) for t, m in SPECTRUM if t != "sparse_recovery" and (t, m) not in ITERATIVE] + [("sparse_recovery", "black_box")]
 
 
 @pytest.mark.parametrize(("task_name", "method_name"), NON_ITERATIVE)
@@ -117,7 +119,7 @@ def test_layerwise_training_refuses_a_method_that_is_not_iterative(task_name, me
         build(compose_config(f"task={task_name}", f"method={method_name}", "regime=layerwise", *SETUP[task_name]))
 
 
-@pytest.mark.parametrize(("task_name", "method_name"), [("sparse_recovery", "unfolded"), ("sparse_recovery", "dnn_aided"), ("doa", "unfolded")])
+@pytest.mark.parametrize(("task_name", "method_name"), [("sparse_recovery", "unfolded"), ("sparse_recovery", "dnn_aided"), *sorted(ITERATIVE)])
 def test_layerwise_training_takes_every_iterative_method(task_name, method_name):
     _, method, _, _ = build(compose_config(f"task={task_name}", f"method={method_name}", "regime=layerwise", *SETUP[task_name]))
     assert isinstance(method, IterativeMethod)

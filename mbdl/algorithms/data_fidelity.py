@@ -37,9 +37,9 @@ class LeastSquares:
     """
 
     def __init__(self, operator: LinearOperator, x: Tensor) -> None:
-        dims = len(operator.out_shape)
-        if tuple(x.shape[x.dim() - dims :]) != operator.out_shape or x.dim() < dims:
+        if not operator.measures(x):
             raise ValueError(f"measurements of shape {tuple(x.shape)} do not end in the operator's output shape {operator.out_shape}")
+        dims = len(operator.out_shape)
         self.operator, self.x = operator, x
         self.batch_shape = tuple(x.shape[: x.dim() - dims])
 

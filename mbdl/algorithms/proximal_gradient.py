@@ -3,7 +3,7 @@ r"""Neural proximal gradient: gradient steps with the known operator :math:`A`, 
 .. math::  s^{t+1} = P_{\phi_t}\big(s^t + \mu_t A^H (x - A s^t)\big),
 
 with :math:`P_{\phi_t}` a small network, tied (:math:`\phi_t = \phi`) or untied over the iterations;
-with :math:`P = \eta_{\mu\lambda}` it is ISTA. Shapes: ``x`` ``(batch, *A.out_shape)``, iterates
+with :math:`P = \eta_{\mu\lambda}` it is ISTA. From :math:`s^0 = 0`, or a given start (ISTA-Net's :math:`s^0 = Q x`). Shapes: ``x`` ``(batch, *A.out_shape)``, iterates
 ``(batch, *A.in_shape)`` (``(batch, m)`` for a matrix ``H`` ``(n, m)``), which the network maps to themselves.
 """
 
@@ -29,6 +29,7 @@ class NeuralProximalGradient(Iterative):
         prox: builds one proximal network ``(batch, *in_shape) -> (batch, *in_shape)``.
         tied: one network (and one step) for every iteration.
         step: initial ``μ``; ``None`` takes ``1/‖A‖²``.
+        start: the first iterate :math:`s^0` from the data term (``None``: zero), e.g. a learned linear map of ``x``.
 
     Example:
         >>> import torch
@@ -39,18 +40,27 @@ class NeuralProximalGradient(Iterative):
         torch.Size([2, 8])
     """
 
-    def __init__(self, operator: LinearOperator, iterations: int, prox: Callable[[], nn.Module], tied: bool = False, step: float | None = None) -> None:
+    def __init__(
+        self,
+        operator: LinearOperator,
+        iterations: int,
+        prox: Callable[[], nn.Module],
+        tied: bool = False,
+        step: float | None = None,
+        start: Callable[[LeastSquares], Tensor] | None = None,
+    ) -> None:
         super().__init__()
         self.iterations = iterations
         self.operator = operator
         mode = "shared" if tied else "per_iteration"
         self.step = IterationParameter(lipschitz_step(operator) if step is None else step, iterations, mode, "method.tied")
         self.prox = IterationModules(prox, iterations, tied)
+        self.start = start
 
     def iterates(self, x: Tensor) -> Iterator[Tensor]:
-        """Yield ``s^1, ..., s^T`` for measurements ``x`` ``(batch, *out_shape)``, from ``s^0 = 0``."""
+        """Yield ``s^1, ..., s^T`` for measurements ``x`` ``(batch, *out_shape)``, from ``s^0`` (zero unless a start is given)."""
         f = LeastSquares(self.operator, x)
-        s = f.zeros()
+        s = f.zeros() if self.start is None else self.start(f)
         for t in range(self.iterations):
             s = self.prox[t](s - self.step[t] * f.gradient(s))
             yield s

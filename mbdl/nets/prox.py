@@ -12,6 +12,16 @@ from torch import Tensor, nn
 from mbdl.config import check_positive, require
 
 
+def residual_branch(convs: list[nn.Module]) -> nn.Sequential:
+    """``convs`` with ReLUs between them, the last one zero-initialised: the branch ``f`` of ``v + f(v)`` starts at 0."""
+    nn.init.zeros_(convs[-1].weight)
+    nn.init.zeros_(convs[-1].bias)
+    body: list[nn.Module] = []
+    for conv in convs[:-1]:
+        body += [conv, nn.ReLU()]
+    return nn.Sequential(*body, convs[-1])
+
+
 class ProxCNN(nn.Module):
     """Residual 1-D CNN ``(batch, m) -> (batch, m)``.
 
@@ -27,13 +37,7 @@ class ProxCNN(nn.Module):
         require(isinstance(layers, int) and layers >= 2, "method.layers", f"must be an integer >= 2, got {layers!r}")
         require(isinstance(kernel_size, int) and kernel_size % 2 == 1, "method.kernel_size", f"must be an odd integer, got {kernel_size!r}")
         widths = [1] + [channels] * (layers - 1) + [1]
-        convs = [nn.Conv1d(a, b, kernel_size, padding=kernel_size // 2) for a, b in zip(widths[:-1], widths[1:])]
-        nn.init.zeros_(convs[-1].weight)
-        nn.init.zeros_(convs[-1].bias)
-        body: list[nn.Module] = []
-        for conv in convs[:-1]:
-            body += [conv, nn.ReLU()]
-        self.f = nn.Sequential(*body, convs[-1])
+        self.f = residual_branch([nn.Conv1d(a, b, kernel_size, padding=kernel_size // 2) for a, b in zip(widths[:-1], widths[1:])])
 
     def forward(self, v: Tensor) -> Tensor:
         return v + self.f(v.unsqueeze(1)).squeeze(1)

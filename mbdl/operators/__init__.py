@@ -8,12 +8,15 @@ leading batch shape, real or complex; algorithms (:mod:`mbdl.algorithms`) run on
 * :class:`Convolution`: 1-D / 2-D convolution by FFT, circular or zero boundary (deblurring, PSFs);
 * :class:`MaskedFourier`: orthonormal 2-D FFT then a k-space mask (MRI);
 * :class:`BlockCompressiveSensing`: one :math:`\Phi` on every ``B×B`` block of an image;
-* :class:`Decimation`, :class:`Diagonal`, and :class:`Composition` (``A @ B``).
+* :class:`Decimation`, :class:`Diagonal`, and :class:`Composition` (``A @ B``);
+* :class:`PerShape`: one model on several image shapes (training crops, whole test images);
+* :class:`WaveletSynthesis`: the orthonormal Haar synthesis (ptwt) of zero-padded images.
 """
 
-from mbdl.operators.base import Composition, LinearOperator, conjugate_gradient, largest_eigenvalue
+from mbdl.operators.base import Composition, LinearOperator, PerShape, conjugate_gradient, largest_eigenvalue, members, per_member
 from mbdl.operators.dense import BlockCompressiveSensing, Decimation, Diagonal, Matrix
 from mbdl.operators.fourier import Convolution, MaskedFourier
+from mbdl.operators.wavelet import WaveletSynthesis
 
 __all__ = [
     "BlockCompressiveSensing",
@@ -24,6 +27,10 @@ __all__ = [
     "LinearOperator",
     "MaskedFourier",
     "Matrix",
+    "PerShape",
+    "WaveletSynthesis",
     "conjugate_gradient",
     "largest_eigenvalue",
+    "members",
+    "per_member",
 ]

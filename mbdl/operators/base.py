@@ -164,6 +164,11 @@ class LinearOperator(nn.Module, ABC):
         Generic route: conjugate gradient with implicit differentiation (the operator's own tensors get no gradient)."""
         return _RegularisedSolve.apply(self, torch.as_tensor(rho, dtype=rhs.real.dtype, device=rhs.device), rhs)
 
+    def measures(self, x: Tensor) -> bool:
+        """Whether ``x`` is a batch of this operator's measurements (it ends in :attr:`out_shape`)."""
+        dims = len(self.out_shape)
+        return x.dim() >= dims and tuple(x.shape[x.dim() - dims :]) == self.out_shape
+
     def dense(self) -> Tensor:
         """The matrix of :math:`A`, ``(prod(out_shape), prod(in_shape))``, by applying it to the identity (small sizes)."""
         size = math.prod(self.in_shape)
@@ -213,3 +218,72 @@ class Composition(LinearOperator):
 
     def gram(self, s: Tensor) -> Tensor:
         return self.inner.adjoint(self.outer.gram(self.inner(s)))
+
+
+class PerShape(LinearOperator):
+    r"""One forward model on signals of several trailing shapes: e.g. a blur or block compressive sensing on the
+    training crops and on the whole test images. Each call applies the member whose ``in_shape`` (``forward``,
+    ``gram``, ``solve``) or ``out_shape`` (``adjoint``) ends its input; :attr:`in_shape` and :attr:`out_shape` are the
+    first member's. :math:`\|A\|^2` is the largest of the members' (a step safe for all of them).
+
+    Args:
+        members: the operators, with distinct ``in_shape`` and distinct ``out_shape`` and equally many trailing axes.
+
+    Example:
+        >>> import torch
+        >>> from mbdl.operators import Convolution
+        >>> A = PerShape([Convolution(torch.ones(3, 3) / 9, shape) for shape in [(8, 8), (20, 30)]])
+        >>> A(torch.rand(4, 8, 8)).shape, A(torch.rand(2, 20, 30)).shape
+        (torch.Size([4, 8, 8]), torch.Size([2, 20, 30]))
+    """
+
+    def __init__(self, members: Sequence[LinearOperator]) -> None:
+        members = list(members)
+        if len({m.in_shape for m in members}) != len(members) or len({m.out_shape for m in members}) != len(members):
+            raise ValueError(f"PerShape needs distinct shapes, got {[(m.in_shape, m.out_shape) for m in members]}")
+        if len({(len(m.in_shape), len(m.out_shape)) for m in members}) != 1:
+            raise ValueError("PerShape members must have equally many trailing axes")
+        super().__init__(members[0].in_shape, members[0].out_shape)
+        self.members = nn.ModuleList(members)
+
+    def member_for(self, t: Tensor, side: str = "in") -> LinearOperator:
+        """The member whose ``in_shape`` (``side="in"``) or ``out_shape`` (``"out"``) ends ``t``."""
+        dims = len(self.in_shape if side == "in" else self.out_shape)
+        shape = tuple(t.shape[t.dim() - dims :])
+        for member in self.members:
+            if (member.in_shape if side == "in" else member.out_shape) == shape:
+                return member
+        known = [m.in_shape if side == "in" else m.out_shape for m in self.members]
+        raise ValueError(f"no member of this PerShape operator takes trailing shape {shape} ({side}put); it has {known}")
+
+    def forward(self, s: Tensor) -> Tensor:
+        return self.member_for(s)(s)
+
+    def adjoint(self, x: Tensor) -> Tensor:
+        return self.member_for(x, "out").adjoint(x)
+
+    def gram(self, s: Tensor) -> Tensor:
+        return self.member_for(s).gram(s)
+
+    def solve(self, rho: Tensor | float, rhs: Tensor) -> Tensor:
+        return self.member_for(rhs).solve(rho, rhs)
+
+    def compute_norm2(self) -> float:
+        return max(member.norm2() for member in self.members)
+
+    def measures(self, x: Tensor) -> bool:
+        return any(member.measures(x) for member in self.members)
+
+    def map(self, build: Callable[[LinearOperator], LinearOperator]) -> PerShape:
+        """``PerShape([build(member) for member in members])``, e.g. each member composed with a wavelet synthesis."""
+        return PerShape([build(member) for member in self.members])
+
+
+def members(operator: LinearOperator) -> list[LinearOperator]:
+    """The members of a :class:`PerShape` operator, or ``[operator]``."""
+    return list(operator.members) if isinstance(operator, PerShape) else [operator]
+
+
+def per_member(operator: LinearOperator, build: Callable[[LinearOperator], LinearOperator]) -> LinearOperator:
+    """``build`` applied to each member of a :class:`PerShape` operator (or to ``operator`` itself)."""
+    return operator.map(build) if isinstance(operator, PerShape) else build(operator)

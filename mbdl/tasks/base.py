@@ -116,6 +116,11 @@ class Task(ABC):
     def simulate(self, n: int, generator: torch.Generator) -> Batch:
         """Draw ``n`` independent samples from the true model."""
 
+    def data(self, split: str, n: int, generator: torch.Generator) -> Batch:
+        """The data set of ``split`` (``"train"``, ``"val"`` or ``"test"``): by default ``n`` samples of :meth:`simulate`.
+        A task whose test set is fixed data (real images) returns it for ``"test"``."""
+        return self.simulate(n, generator)
+
     @abstractmethod
     def evaluate(self, estimate: Tensor, data: Batch) -> dict[str, float]:
         """The metrics of :attr:`metrics` for ``estimate`` against the ground truth of ``data`` (a whole set)."""

@@ -93,7 +93,7 @@ class SimulatedData(L.LightningDataModule):
     def split(self, name: str) -> Batch:
         """The whole split ``name`` (simulated on first use)."""
         if name not in self.splits:
-            self.splits[name] = self.task.simulate(self.sizes[name], split_generator(self.seed, name))
+            self.splits[name] = self.task.data(name, self.sizes[name], split_generator(self.seed, name))
         return self.splits[name]
 
     def loader(self, name: str, batch_size: int | None = None, shuffle: bool = False, with_index: bool = False) -> DataLoader:
