@@ -125,7 +125,7 @@ def check_runner_options(cfg: DictConfig) -> None:
         check_positive(cfg.threads, "threads", integer=True)
     check_bool(cfg.get("resume", False), "resume")
     for option in ("n_train", "n_val", "n_test"):
-        if option in cfg.task:
+        if cfg.task.get(option) is not None:  # null: the task's own choice (e.g. every image of a test folder)
             check_positive(cfg.task[option], f"task.{option}", integer=True)
     regime = cfg.get("regime") or {}
     if regime.get("n_train") is not None:

@@ -156,7 +156,7 @@ def closed_form(cfg: DictConfig, method: Method) -> bool:
 def check_data_memory(cfg: DictConfig, task: Task, data: SimulatedData, trained: bool) -> None:
     """Refuse data sets that cannot fit in memory, before any is simulated: the validation and test sets, and the
     training set of a method that trains (one batch with ``regime.fresh_data``); a sample's size from two draws."""
-    samples = {"task.n_val": data.sizes["val"], "task.n_test": data.sizes["test"]}
+    samples = {f"task.n_{split}": data.sizes[split] for split in ("val", "test") if data.sizes[split] is not None}
     if trained:
         samples["regime.n_train" if cfg.regime.n_train is not None else "task.n_train"] = data.batch_size if data.fresh else data.sizes["train"]
     generator = torch.Generator().manual_seed(0)

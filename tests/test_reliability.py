@@ -85,7 +85,7 @@ def test_the_objective_is_the_validation_metric_in_the_declared_direction():
 
 def test_sigterm_records_the_job_interrupted_exits_143_and_resume_runs_it(outputs, tmp_path, start_cli):
     """A sweep whose process gets SIGTERM while its first job trains; then ``resume=true`` finishes it."""
-    sweep = ("-m", "seed=0,1", "method.optim.epochs=30", *TINY)
+    sweep = ("-m", "seed=0,1", "method.optim.epochs=300", "~early_stopping", *TINY)  # long enough to be interrupted on an idle machine
     log = tmp_path / "log"
     process = start_cli(*sweep)
     wait_for(lambda: "GPU available" in log.read_text())  # Lightning's Trainer of the first job: it trains now
@@ -108,7 +108,7 @@ def test_sigterm_records_the_job_interrupted_exits_143_and_resume_runs_it(output
 
 def test_sigint_during_training_records_a_single_run_interrupted_and_exits_130(outputs, tmp_path, start_cli):
     log = tmp_path / "log"
-    process = start_cli("method.optim.epochs=200", *TINY)
+    process = start_cli("method.optim.epochs=200", "~early_stopping", *TINY)
     wait_for(lambda: "GPU available" in log.read_text())
     time.sleep(0.5)
     process.send_signal(signal.SIGINT)

@@ -178,11 +178,15 @@ class TaskCharts:
         chart = self.draw(line_chart(title, xlabel, self.ylabel, series[:MAX_SERIES], logx, self.colours))
         return chart + (f'<p class="note">{dropped} more series not drawn.</p>' if dropped > 0 else "")
 
-    def spectrum(self) -> str:
-        """Test error vs training-set size (log axis where the sizes are log-spaced), the bound dashed."""
+    def spectrum_series(self) -> list[Series]:
+        """The spectrum chart's lines: each series' mean test metric vs training-set size, and the bound or reference."""
         rows = aggregate(self.runs, [*self.identity, *self.others, "n_train"])
         fields = self.identity + self.others
-        series = _series(rows, fields, "n_train", f"test/{self.metric}", self.runs) + _bound(self.ok, self.metric, "n_train", self.others)
+        return _series(rows, fields, "n_train", f"test/{self.metric}", self.runs) + _bound(self.ok, self.metric, "n_train", self.others)
+
+    def spectrum(self) -> str:
+        """Test error vs training-set size (log axis where the sizes are log-spaced), the bound dashed."""
+        series = self.spectrum_series()
         sizes = [r["n_train"] for r in self.ok if is_number(r.get("n_train"))]
         return self._lines(f"the spectrum: {self.name} vs training-set size", "n_train", series, is_logarithmic(sizes))
 
