@@ -16,6 +16,10 @@ from mbdl.config import check_choice
 from mbdl.methods.base import LOSSES, IterativeMethod, Method, Objective, Phase
 from mbdl.tasks.base import Batch, Task
 
+#: the per-iteration curve keeps at most this many bytes of iterates; beyond it the curve is computed on the first
+#: test samples only (``curve_samples`` in the record), the test metrics themselves always on the whole test set.
+CURVE_BYTES = 2**29
+
 OptimizerFactory = Callable[..., torch.optim.Optimizer]
 """``factory(parameters, lr=...)``: an optimizer (``method.optim.optimizer``, a ``_partial_`` config)."""
 SchedulerFactory = Callable[[torch.optim.Optimizer], Any]
@@ -44,7 +48,8 @@ class Experiment(L.LightningModule):
     After ``trainer.test`` on split ``name`` (:meth:`evaluate_on`), :attr:`estimates` ``[name]`` holds the
     estimate of that split and :attr:`results` ``<name>/<metric>``, and for the test split also
     ``bound/<metric>`` or ``reference/<metric>`` with ``reference_names``, ``curve/<metric>`` (one value per
-    iteration, for iterative methods) and ``infer_ms_per_sample``.
+    iteration, for iterative methods; with ``curve_samples`` when :data:`CURVE_BYTES` limited it to the first test
+    samples) and ``infer_ms_per_sample``.
     """
 
     def __init__(
@@ -106,6 +111,16 @@ class Experiment(L.LightningModule):
         self._estimates: list[Tensor] = []
         self._iterates: list[list[Tensor]] = []
         self._infer_s = 0.0
+        self._curve_bytes = 0
+
+    def _curve_room(self, iterate: Tensor) -> int:
+        """How many samples of a batch whose first iterate is ``iterate`` the curve can still keep (:data:`CURVE_BYTES`)."""
+        method = self.method
+        iterations = (method.depth or method.algorithm.iterations) if isinstance(method, IterativeMethod) else 1
+        per_sample = iterate[0].nelement() * iterate.element_size() * iterations
+        keep = min(len(iterate), max(CURVE_BYTES - self._curve_bytes, 0) // max(per_sample, 1))
+        self._curve_bytes += keep * per_sample
+        return keep
 
     def test_step(self, data: Batch, batch_idx: int) -> None:
         synchronize = torch.cuda.synchronize if self.device.type == "cuda" else lambda: None
@@ -115,9 +130,13 @@ class Experiment(L.LightningModule):
         if iterates is None:
             estimate = self.method(data["x"])
         else:
-            steps = [step.detach().cpu() for step in iterates]
-            self._iterates.append(steps)
-            estimate = steps[-1]
+            steps, keep = [], None
+            for step in iterates:
+                keep = self._curve_room(step) if keep is None else keep
+                steps.append(step[:keep].detach().cpu())
+            if keep:
+                self._iterates.append(steps)
+            estimate = step.detach()
         synchronize()
         self._infer_s += time.perf_counter() - start
         self._estimates.append(estimate.detach().cpu())
@@ -131,8 +150,12 @@ class Experiment(L.LightningModule):
             results.update({f"{ref.prefix}/{k}": ref.value for k, ref in references.items()})
             results["reference_names"] = {k: ref.name for k, ref in references.items()}
             if self._iterates:
+                kept = sum(len(steps[0]) for steps in self._iterates)
+                curve_data = data if kept == len(estimate) else {key: value[:kept] for key, value in data.items()}
                 per_iteration = zip(*self._iterates)
-                results[f"curve/{task.primary_metric}"] = [task.evaluate(torch.cat(steps), data)[task.primary_metric] for steps in per_iteration]
+                results[f"curve/{task.primary_metric}"] = [task.evaluate(torch.cat(steps), curve_data)[task.primary_metric] for steps in per_iteration]
+                if kept < len(estimate):
+                    results["curve_samples"] = kept
             results["infer_ms_per_sample"] = 1e3 * self._infer_s / len(data["x"])
         self.results.update(results)
         for key, value in results.items():
