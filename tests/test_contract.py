@@ -29,6 +29,8 @@ SETUP = {
     "sparse_recovery": ("task.n=20", "task.m=30", "task.k=2", "task.n_train=16", "task.n_val=8", "task.n_test=8", "task.mismatch=0.1"),
     "tracking": ("task.steps=10", "task.n_train=16", "task.n_val=8", "task.n_test=8", "task.mismatch.H_rotation_deg=5", "task.mismatch.Q_scale=2"),
     "doa": ("task.n_train=16", "task.n_val=8", "task.n_test=8", "task.phase_error=0.2", "task.gain_error=0.1"),
+    "ulm": ("task.shape=[8,8]", "task.q=2", "task.n_train=16", "task.n_val=8", "task.n_test=8", "task.psf_mismatch=0.1"),
+    "clutter": ("task.shape=[8,8]", "task.frames=6", "task.tissue_rank=2", "task.n_train=16", "task.n_val=8", "task.n_test=8"),
 }
 
 
@@ -107,7 +109,7 @@ def test_initial_weights_follow_the_seed(task_name, method_name):
     assert differ == draws[0], "random initial weights must follow the run's seed; deterministic ones must not draw"
 
 
-NON_ITERATIVE = [(t, m) for t, m in SPECTRUM if t != "sparse_recovery" and not (t == "doa" and m == "unfolded")] + [("sparse_recovery", "black_box")]
+NON_ITERATIVE = [(t, m) for t, m in SPECTRUM if t in ("tracking", "doa") and not (t == "doa" and m == "unfolded")] + [(t, "black_box") for t in ("sparse_recovery", "ulm", "clutter")]
 
 
 @pytest.mark.parametrize(("task_name", "method_name"), NON_ITERATIVE)
@@ -116,7 +118,7 @@ def test_layerwise_training_refuses_a_method_that_is_not_iterative(task_name, me
         build(compose_config(f"task={task_name}", f"method={method_name}", "regime=layerwise", *SETUP[task_name]))
 
 
-@pytest.mark.parametrize(("task_name", "method_name"), [("sparse_recovery", "unfolded"), ("sparse_recovery", "dnn_aided"), ("doa", "unfolded")])
+@pytest.mark.parametrize(("task_name", "method_name"), [("sparse_recovery", "unfolded"), ("sparse_recovery", "dnn_aided"), ("doa", "unfolded"), ("ulm", "unfolded"), ("clutter", "unfolded"), ("clutter", "dnn_aided")])
 def test_layerwise_training_takes_every_iterative_method(task_name, method_name):
     _, method, _, _ = build(compose_config(f"task={task_name}", f"method={method_name}", "regime=layerwise", *SETUP[task_name]))
     assert isinstance(method, IterativeMethod)
