@@ -168,19 +168,20 @@ def test_shift_invariant_gram_is_the_mean_diagonal_of_the_dense_gram():
         assert k[6 + dz, 8 + dx].item() == pytest.approx(float(np.mean(values)), rel=1e-6)  # the operator holds the kernel in float32
 
 
-def test_convolutional_ista_starts_as_the_thresholded_matched_filter_and_needs_a_decimated_convolution():
-    ulm = task()
-    net = ConvolutionalISTA(ulm.assumed.operator, iterations=3, threshold=0.2, kernel_w=(3, 5), kernel_s=(9, 11), mode="per_iteration")
-    assert sum(p.numel() for p in net.parameters()) == 3 * (15 + 99 + 1)
+@pytest.mark.parametrize("q", [3, 4])
+def test_convolutional_ista_starts_as_the_thresholded_matched_filter_and_needs_a_decimated_convolution(q):
+    ulm = task(q=q)
+    net = ConvolutionalISTA(ulm.assumed.operator, iterations=3, threshold=0.2, kernel_w=(15, 33), kernel_s=(9, 11), mode="per_iteration")
+    assert sum(p.numel() for p in net.parameters()) == 3 * (q * q * 15 * 33 + 99 + 1)
     x = ulm.simulate(4, torch.Generator().manual_seed(0))["x"]
     dense = ulm.assumed.operator.dense().double()  # (h w, H W)
     H, W = ulm.fine_shape
-    centre = [(H // 2 + a) * W + W // 2 + b for a in range(4) for b in range(4)]  # one decimation cell in the interior
+    centre = [(H // 2 + a) * W + W // 2 + b for a in range(q) for b in range(q)]  # one decimation cell in the interior
     k0 = (dense[:, centre] ** 2).sum(dim=0).mean().item()  # a fine pixel's own Gram entry, over the cell's phases
     matched = (x.double().flatten(1) @ dense).reshape(4, *ulm.fine_shape) / k0
     expected = torch.sgn(matched) * torch.relu(matched.abs() - 0.2)
-    for step in net.iterates(x):  # W = delta, S = 0: every layer is the thresholded matched filter
-        torch.testing.assert_close(step.double(), expected, atol=2e-3 * expected.abs().max().item(), rtol=5e-3)
+    for step in net.iterates(x):  # W = A^H / k0 per phase, S = 0: every layer is the thresholded matched filter
+        torch.testing.assert_close(step.double(), expected, atol=2e-3 * expected.abs().max().item(), rtol=5e-3)  # k0 from float32 columns
     with pytest.raises(ConfigError, match="a convolutional ISTA needs a 2-D convolution"):
         ConvolutionalISTA(Matrix(torch.randn(4, 6)), 2, 0.1)
 

@@ -21,15 +21,16 @@ from mbdl.tasks.inverse_problem import LinearInverseProblem
 
 
 class ConvolutionalISTASolver(IterativeMethod):
-    """Learned convolutional ISTA on the assumed operator (kernels ``W_t``, ``S_t`` and thresholds ``θ_t`` per layer,
-    every layer started as the soft-thresholded matched filter, :class:`~mbdl.algorithms.conv_ista.ConvolutionalISTA`).
+    """Learned convolutional ISTA on the assumed operator (sub-pixel kernels ``W_t``, fine-grid kernels ``S_t`` and
+    thresholds ``θ_t`` per layer, every layer started as the soft-thresholded matched filter,
+    :class:`~mbdl.algorithms.conv_ista.ConvolutionalISTA`).
 
     Args:
         assumed: the task's assumed linear inverse problem (images to coarse images).
         iterations: layers.
         threshold: the initial soft threshold (units of the fine map).
-        kernel_w: odd kernel size of ``W_t`` (fine pixels, axial × lateral).
-        kernel_s: odd kernel size of ``S_t``.
+        kernel_w: odd size of each sub-pixel phase's kernel of ``W_t`` (coarse pixels, axial × lateral).
+        kernel_s: odd kernel size of ``S_t`` (fine pixels).
         mode: ``"per_iteration"`` (unfolded), ``"shared"`` (tied layers) or ``"fixed"`` (untrained).
     """
 
@@ -38,8 +39,8 @@ class ConvolutionalISTASolver(IterativeMethod):
         assumed: LinearInverseProblem,
         iterations: int = 10,
         threshold: float = 0.5,
-        kernel_w: Sequence[int] = (5, 5),
-        kernel_s: Sequence[int] = (15, 15),
+        kernel_w: Sequence[int] = (7, 17),
+        kernel_s: Sequence[int] = (21, 41),
         mode: Mode = "per_iteration",
     ) -> None:
         super().__init__(assumed)
