@@ -31,6 +31,8 @@ SETUP = {
     "doa": ("task.n_train=16", "task.n_val=8", "task.n_test=8", "task.phase_error=0.2", "task.gain_error=0.1"),
     "linear_gaussian": ("task.n_train=40", "task.n_val=8", "task.n_test=8", "task.mismatch.H=0.1", "task.mismatch.prior_identity=true"),
     "imaging": ("task.operator.block=8", "task.crop=8", "task.test_size=16", "task.n_train=16", "task.n_val=8", "task.reference_samples=200"),
+    "ulm": ("task.shape=[8,8]", "task.q=2", "task.n_train=16", "task.n_val=8", "task.n_test=8", "task.psf_mismatch=0.1"),
+    "clutter": ("task.shape=[8,8]", "task.frames=6", "task.tissue_rank=2", "task.n_train=16", "task.n_val=8", "task.n_test=8"),
 }
 
 
@@ -110,8 +112,10 @@ def test_initial_weights_follow_the_seed(task_name, method_name):
 
 
 #: the iterative methods with something to train (an iterative model-based method has nothing to train layer by layer).
-ITERATIVE = {("doa", "unfolded"), *(("imaging", m) for m in ("learned_optimizer", "unfolded", "dnn_aided"))}
-NON_ITERATIVE = [(t, m) for t, m in SPECTRUM if t != "sparse_recovery" and (t, m) not in ITERATIVE and (t, m) != ("imaging", "model_based")] + [("sparse_recovery", "black_box")]
+TRAINED_ITERATIVE = ("learned_optimizer", "unfolded", "dnn_aided")
+ITERATIVE = {("doa", "unfolded"), *((t, m) for t in ("imaging", "ulm", "clutter") for m in TRAINED_ITERATIVE)}
+MODEL_BASED_ITERATIVE = {(t, "model_based") for t in ("imaging", "ulm", "clutter")}
+NON_ITERATIVE = [(t, m) for t, m in SPECTRUM if t != "sparse_recovery" and (t, m) not in ITERATIVE | MODEL_BASED_ITERATIVE] + [("sparse_recovery", "black_box")]
 
 
 @pytest.mark.parametrize(("task_name", "method_name"), NON_ITERATIVE)

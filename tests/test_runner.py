@@ -103,3 +103,16 @@ def test_fresh_data_draws_new_training_batches_reproducibly_and_keeps_the_test_s
     rows = [tuple(row.tolist()) for b in first for row in b if row.any()]
     assert len(set(rows)) == len(rows)  # the second epoch is new data, not a reshuffle
     assert torch.equal(test, fixed_test)
+
+
+def test_the_per_iteration_curve_keeps_at_most_curve_bytes_of_iterates_and_the_test_metrics_all_samples(tmp_path, monkeypatch):
+    import mbdl.training.module as module
+
+    overrides = (*TINY, "method=model_based", "method.iterations=5")
+    full = run_config(tmp_path / "full", *overrides)
+    iterate_bytes = 30 * torch.empty((), dtype=torch.get_default_dtype()).element_size() * 5  # m = 30 floats, 5 iterations
+    monkeypatch.setattr(module, "CURVE_BYTES", 10 * iterate_bytes)
+    capped = run_config(tmp_path / "capped", *overrides)
+    assert "curve_samples" not in full and capped["curve_samples"] == 10
+    assert capped["test/nmse_db"] == full["test/nmse_db"] and len(capped["curve/nmse_db"]) == 5
+    assert capped["curve/nmse_db"] != full["curve/nmse_db"]

@@ -134,7 +134,7 @@ def test_slurm_launcher_config_builds_on_the_pinned_versions():
 
 TASKS = sorted(p.stem for p in (CONFIGS / "task").glob("*.yaml"))
 #: the tasks each ready sweep is documented for (docs/sweeps.md).
-SWEEP_TASKS = {"spectrum": TASKS, "data_efficiency": TASKS, "seeds": TASKS, "snr": TASKS, "iterations": ["sparse_recovery"]}
+SWEEP_TASKS = {"spectrum": TASKS, "data_efficiency": TASKS, "seeds": TASKS, "snr": TASKS, "iterations": ["clutter", "sparse_recovery", "ulm"]}
 
 
 def test_every_sweep_config_is_documented_for_its_tasks():

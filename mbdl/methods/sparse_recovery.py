@@ -25,7 +25,7 @@ from mbdl.algorithms.ista import ALISTA, ISTA, LISTA, LISTACP
 from mbdl.algorithms.linear_gaussian import fit_affine
 from mbdl.algorithms.parameters import Mode
 from mbdl.algorithms.proximal_gradient import NeuralProximalGradient
-from mbdl.config import check_choice, check_positive
+from mbdl.config import check_choice, check_positive, require
 from mbdl.methods.base import ClosedForm, IterativeMethod, Method
 from mbdl.nets.mlp import MLP
 from mbdl.nets.prox import ProxCNN
@@ -134,7 +134,9 @@ class NeuralProximalSolver(IterativeMethod):
         iterations: iterations (layers).
         tied: one prox network and step for all iterations (``False``: one per iteration).
         step: initial step ``μ``; ``None``: ``1/‖H‖²``.
-        channels, layers, kernel_size: the prox network (:class:`mbdl.nets.prox.ProxCNN`).
+        train_step: train the steps (``False``: they stay at ``step``, for an operator whose ``1/‖H‖²`` is far from
+            the scale of the prox network's weights, where one learning rate cannot suit both).
+        channels, layers, kernel_size: the prox network (:class:`mbdl.nets.prox.ProxCNN`, 1-D or 2-D as the signals are).
     """
 
     def __init__(
@@ -143,15 +145,19 @@ class NeuralProximalSolver(IterativeMethod):
         iterations: int = 5,
         tied: bool = False,
         step: float | None = None,
+        train_step: bool = True,
         channels: int = 16,
         layers: int = 3,
         kernel_size: int = 3,
     ) -> None:
         super().__init__(assumed)
         check_positive(iterations, "method.iterations", integer=True)
-        ProxCNN(channels, layers, kernel_size)  # validates the options once, before building T copies
-        prox = partial(ProxCNN, channels, layers, kernel_size)
+        require(isinstance(train_step, bool), "method.train_step", f"must be true or false, got {train_step!r}")
+        dims = len(assumed.operator.in_shape)  # 1-D signals or 2-D images
+        ProxCNN(channels, layers, kernel_size, dims)  # validates the options once, before building T copies
+        prox = partial(ProxCNN, channels, layers, kernel_size, dims)
         self.algorithm = NeuralProximalGradient(assumed.operator, iterations, prox, tied, step)
+        self.algorithm.step.requires_grad_(train_step)
 
 
 class MLPSolver(Method):

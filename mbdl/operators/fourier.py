@@ -6,11 +6,55 @@ from collections.abc import Sequence
 
 import torch
 from torch import Tensor
+from torch.nn import functional
 
 from mbdl.config import check_choice, require
 from mbdl.operators.base import LinearOperator, float64, like
 
 BOUNDARIES = ("circular", "zero")
+
+
+def fft_grid(kernel_shape: Sequence[int], signal: Sequence[int], boundary: str) -> tuple[int, ...]:
+    """The FFT grid of a convolution: the signal (circular), or large enough that the linear convolution does not wrap (zero)."""
+    return tuple(signal) if boundary == "circular" else tuple(n + k - 1 for n, k in zip(signal, kernel_shape))
+
+
+def transfer_function(kernel: Tensor, grid: Sequence[int]) -> Tensor:
+    r"""The DFT :math:`\hat h` on ``grid`` of ``kernel`` (one or two axes) placed with its centre
+    :math:`\lfloor (k-1)/2 \rfloor` at index 0, complex, in ``kernel``'s precision; differentiable in ``kernel``."""
+    dims = tuple(range(-kernel.dim(), 0))
+    padded = functional.pad(kernel, [p for n, k in zip(reversed(grid), reversed(kernel.shape)) for p in (0, n - k)])
+    return torch.fft.fftn(torch.roll(padded, shifts=[-((k - 1) // 2) for k in kernel.shape], dims=dims), dim=dims)
+
+
+def fourier_filter(s: Tensor, response: Tensor, grid: Sequence[int], signal: Sequence[int], real: bool = True) -> Tensor:
+    """Multiply ``s`` ``(..., *signal)`` by ``response`` (complex, on ``grid``) in Fourier and crop back to ``signal``.
+
+    ``real``: the response is that of a real kernel, so a real ``s`` stays real (half-spectrum FFTs)."""
+    grid, signal = tuple(grid), tuple(signal)
+    dims = tuple(range(-len(grid), 0))
+    response = like(response, s)
+    if s.is_complex() or not real:
+        out = torch.fft.ifftn(torch.fft.fftn(s, s=grid, dim=dims) * response, dim=dims)
+    else:
+        half = response[..., : grid[-1] // 2 + 1]
+        out = torch.fft.irfftn(torch.fft.rfftn(s, s=grid, dim=dims) * half, s=grid, dim=dims)
+    return out if grid == signal else out[(..., *(slice(0, n) for n in signal))]
+
+
+def convolve(s: Tensor, kernel: Tensor, boundary: str = "zero") -> Tensor:
+    """``Convolution(kernel, s.shape, boundary)(s)``, differentiable in ``kernel`` too (a learned kernel): the same
+    convention (scipy's ``mode="same"``) and the same FFT route, the transfer function recomputed on every call.
+
+    Example:
+        >>> import torch
+        >>> s, kernel = torch.rand(2, 8, 8), torch.rand(3, 3)
+        >>> torch.allclose(convolve(s, kernel), Convolution(kernel, (8, 8), "zero")(s), atol=1e-6)
+        True
+    """
+    signal = tuple(s.shape[-kernel.dim() :])
+    grid = fft_grid(kernel.shape, signal, boundary)
+    return fourier_filter(s, transfer_function(kernel, grid), grid, signal, real=not kernel.is_complex())
 
 
 class Convolution(LinearOperator):
@@ -46,15 +90,12 @@ class Convolution(LinearOperator):
         circular = boundary == "circular"
         require(not circular or all(k <= n for k, n in zip(kernel.shape, signal)), "operator", f"a circular kernel {tuple(kernel.shape)} must fit in the signal {signal}")
         super().__init__(shape, shape)
-        self.boundary, self.dims, self.signal = boundary, tuple(range(-dims, 0)), signal
+        self.boundary, self.signal = boundary, signal
         #: the FFT grid: the signal (circular), or large enough that the linear convolution does not wrap (zero)
-        self.grid = signal if circular else tuple(n + k - 1 for n, k in zip(signal, kernel.shape))
-        padded = kernel.new_zeros(self.grid)
-        padded[tuple(slice(0, k) for k in kernel.shape)] = kernel
-        centred = torch.roll(float64(padded), shifts=[-((k - 1) // 2) for k in kernel.shape], dims=self.dims)
+        self.grid = fft_grid(kernel.shape, signal, boundary)
         self.register_buffer("kernel", kernel)
         # the transfer function, real and imaginary parts stacked: a real buffer, so that .to(dtype) casts it
-        self.register_buffer("spectrum", torch.view_as_real(torch.fft.fftn(centred, dim=self.dims)).to(kernel.real.dtype), persistent=False)
+        self.register_buffer("spectrum", torch.view_as_real(transfer_function(float64(kernel), self.grid)).to(kernel.real.dtype), persistent=False)
 
     @property
     def transfer(self) -> Tensor:
@@ -62,14 +103,7 @@ class Convolution(LinearOperator):
         return torch.view_as_complex(self.spectrum)
 
     def _filter(self, s: Tensor, response: Tensor) -> Tensor:
-        """Multiply ``s`` by ``response`` (on :attr:`grid`) in Fourier and crop back to the signal."""
-        response = like(response, s)
-        if s.is_complex() or self.kernel.is_complex():
-            out = torch.fft.ifftn(torch.fft.fftn(s, s=self.grid, dim=self.dims) * response, dim=self.dims)
-        else:
-            half = response[..., : self.grid[-1] // 2 + 1]
-            out = torch.fft.irfftn(torch.fft.rfftn(s, s=self.grid, dim=self.dims) * half, s=self.grid, dim=self.dims)
-        return out if self.grid == self.signal else out[(..., *(slice(0, n) for n in self.signal))]
+        return fourier_filter(s, response, self.grid, self.signal, real=not self.kernel.is_complex())
 
     def forward(self, s: Tensor) -> Tensor:
         return self._filter(s, self.transfer)

@@ -30,18 +30,25 @@ def gather_rows(module: L.LightningModule, rows: Tensor) -> Tensor:
     return gathered.flatten(0, 1).cpu()
 
 
+def first_occurrences(index: Tensor, rows: Tensor) -> tuple[Tensor, Tensor]:
+    """The split positions in ``index`` (a sampler's padding repeats some), sorted and each once, and their ``rows``
+    (the first occurrence of a repeated one)."""
+    order = torch.argsort(index, stable=True)
+    index, rows = index[order], rows[order]
+    first = torch.ones_like(index, dtype=torch.bool)
+    first[1:] = index[1:] != index[:-1]
+    return index[first], rows[first]
+
+
 def in_split_order(index: Tensor, rows: Tensor, size: int) -> Tensor:
     """The ``rows`` whose split positions are ``index`` (each position at least once; a sampler's padding repeats
     some) as one row per position ``0 .. size - 1``, the first occurrence of a repeated one.
 
     Raises :class:`RuntimeError` when a position is missing (a split not covered by the ranks)."""
-    order = torch.argsort(index, stable=True)
-    index, rows = index[order], rows[order]
-    first = torch.ones_like(index, dtype=torch.bool)
-    first[1:] = index[1:] != index[:-1]
-    if first.sum() != size or not torch.equal(index[first], torch.arange(size)):
-        raise RuntimeError(f"the evaluated samples cover {int(first.sum())} of the split's {size} positions")
-    return rows[first]
+    positions, rows = first_occurrences(index, rows)
+    if len(positions) != size or not torch.equal(positions, torch.arange(size)):
+        raise RuntimeError(f"the evaluated samples cover {len(positions)} of the split's {size} positions")
+    return rows
 
 
 def total(module: L.LightningModule, value: float) -> float:

@@ -16,8 +16,12 @@ from mbdl.config import check_choice
 from mbdl.methods.base import LOSSES, IterativeMethod, Method, Objective, Phase
 from mbdl.tasks.base import Batch, Task
 from mbdl.training.data import INDEX_KEY
-from mbdl.training.distributed import gather_rows, in_split_order, total
+from mbdl.training.distributed import first_occurrences, gather_rows, in_split_order, total
 from mbdl.training.flops import FlopCount, count_flops
+
+#: the per-iteration curve keeps at most this many bytes of iterates; beyond it the curve is computed on the first
+#: test samples only (``curve_samples`` in the record), the test metrics themselves always on the whole test set.
+CURVE_BYTES = 2**29
 
 OptimizerFactory = Callable[..., torch.optim.Optimizer]
 """``factory(parameters, lr=...)``: an optimizer (``method.optim.optimizer``, a ``_partial_`` config)."""
@@ -47,7 +51,8 @@ class Experiment(L.LightningModule):
     After ``trainer.test`` on split ``name`` (:meth:`evaluate_on`), :attr:`estimates` ``[name]`` holds the
     estimate of that split and :attr:`results` ``<name>/<metric>``, and for the test split also
     ``bound/<metric>`` or ``reference/<metric>`` with ``reference_names``, ``curve/<metric>`` (one value per
-    iteration, for iterative methods), ``infer_ms_per_sample``, and ``flops_per_sample`` with ``flops_uncounted``
+    iteration, for iterative methods; with ``curve_samples`` when :data:`CURVE_BYTES` limited it to the samples of the first
+    test batches), ``infer_ms_per_sample``, and ``flops_per_sample`` with ``flops_uncounted``
     (torch's FLOP counter on the first test batch, :mod:`mbdl.training.flops`). Under DDP each rank evaluates its
     share of a split (``test_samples_per_process``: the test samples each rank evaluated, a sampler's padding
     included); the metrics are computed once over the whole split, gathered in order
@@ -121,9 +126,20 @@ class Experiment(L.LightningModule):
     def on_test_epoch_start(self) -> None:
         self._estimates: list[Tensor] = []
         self._iterates: list[list[Tensor]] = []
+        self._curve_index: list[Tensor] = []
         self._index: list[Tensor] = []
         self._infer_s = 0.0
         self._flops: FlopCount | None = None
+        self._curve_bytes = 0
+
+    def _curve_room(self, iterate: Tensor) -> int:
+        """How many samples of a batch whose first iterate is ``iterate`` the curve can still keep (:data:`CURVE_BYTES`)."""
+        method = self.method
+        iterations = (method.depth or method.algorithm.iterations) if isinstance(method, IterativeMethod) else 1
+        per_sample = iterate[0].nelement() * iterate.element_size() * iterations
+        keep = min(len(iterate), max(CURVE_BYTES - self._curve_bytes, 0) // max(per_sample, 1))
+        self._curve_bytes += keep * per_sample
+        return keep
 
     def test_step(self, data: Batch, batch_idx: int) -> None:
         synchronize = torch.cuda.synchronize if self.device.type == "cuda" else lambda: None
@@ -133,9 +149,14 @@ class Experiment(L.LightningModule):
         if iterates is None:
             estimate = self.method(data["x"])
         else:
-            steps = [step.detach().cpu() for step in iterates]
-            self._iterates.append(steps)
-            estimate = steps[-1]
+            steps, keep = [], None
+            for step in iterates:
+                keep = self._curve_room(step) if keep is None else keep
+                steps.append(step[:keep].detach().cpu())
+            if keep:
+                self._iterates.append(steps)
+                self._curve_index.append(data[INDEX_KEY][:keep].cpu())
+            estimate = step.detach()
         synchronize()
         self._infer_s += time.perf_counter() - start
         self._estimates.append(estimate.detach().cpu())
@@ -148,6 +169,13 @@ class Experiment(L.LightningModule):
         (every rank's share gathered; :mod:`mbdl.training.distributed`)."""
         return in_split_order(gather_rows(self, torch.cat(self._index)), gather_rows(self, torch.cat(rows)), len(self._split_data["x"]))
 
+    def _curve(self) -> tuple[Tensor, list[Tensor]]:
+        """The split positions the per-iteration curve kept (every rank's, :data:`CURVE_BYTES`; the same count of each
+        batch on every rank, as their batches have one size) and the iterates at those positions, one per iteration."""
+        index = gather_rows(self, torch.cat(self._curve_index))
+        curve = [first_occurrences(index, gather_rows(self, torch.cat(steps))) for steps in zip(*self._iterates)]
+        return curve[0][0], [rows for _, rows in curve]
+
     def on_test_epoch_end(self) -> None:
         task, split, data = self.task, self.split, self._split_data
         estimate = self.estimates[split] = self._split_rows(self._estimates)
@@ -157,8 +185,11 @@ class Experiment(L.LightningModule):
             results.update({f"{ref.prefix}/{k}": ref.value for k, ref in references.items()})
             results["reference_names"] = {k: ref.name for k, ref in references.items()}
             if self._iterates:
-                per_iteration = (self._split_rows(list(steps)) for steps in zip(*self._iterates))
-                results[f"curve/{task.primary_metric}"] = [task.evaluate(steps, data)[task.primary_metric] for steps in per_iteration]
+                positions, curve = self._curve()
+                curve_data = data if len(positions) == len(estimate) else {key: value[positions] for key, value in data.items()}
+                results[f"curve/{task.primary_metric}"] = [task.evaluate(steps, curve_data)[task.primary_metric] for steps in curve]
+                if len(positions) < len(estimate):
+                    results["curve_samples"] = len(positions)
             share = sum(len(e) for e in self._estimates)  # this rank's share, with the sampler's padding
             results["test_samples_per_process"] = [int(n) for n in gather_rows(self, torch.tensor([share]))]
             results["infer_ms_per_sample"] = 1e3 * total(self, self._infer_s) / sum(results["test_samples_per_process"])
