@@ -46,3 +46,24 @@ def test_a_briefly_trained_network_beats_the_linear_start_it_starts_from(tmp_pat
     assert mse_db(estimate, val["s"]) < mse_db(start, val["s"]) - 0.1
     assert mse_db(estimate, val["s"]) < mse_db(reference, val["s"]) - 0.05  # the task's Qinit, fitted on 20 000 blocks
     assert net.start.ready  # Q was fitted on enough blocks before the network trained
+
+
+def test_learned_tv_starts_at_the_tv_iteration_and_ends_no_worse_on_validation(tmp_path):
+    from mbdl.training.module import regime_objective
+
+    learned = compose_config("~logger", "trainer.enable_progress_bar=false", "threads=1", "seed=0", *TASK, "task.crop=33", "method=learned_optimizer",
+                             "regime.fresh_data=true", "task.n_train=320", "method.optim.epochs=2", "~early_stopping")
+    model_based = compose_config(*TASK, "method=model_based")
+    for key in ("algorithm", "iterations", "lam", "step", "box", "start"):  # the untrained learned TV is the model-based row
+        assert learned.method[key] == model_based.method[key], key
+    task, method, data, module = build(learned)
+    val = data.split("val")
+
+    def val_loss() -> float:
+        with torch.no_grad():
+            return method.loss(val["x"], regime_objective(task, val, "supervised")).item()
+
+    before = val_loss()
+    fit(learned, module, data, str(tmp_path))
+    method.eval()
+    assert val_loss() <= before
