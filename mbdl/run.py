@@ -231,6 +231,9 @@ def fit(cfg: DictConfig, module: Experiment, data: SimulatedData, output_dir: st
                 phase.warm_start()
             module.enter(phase)
             trainer = make_trainer(cfg, output_dir, loggers)
+            # the weights before the first step are a candidate of BestWeights too: a fit never ends worse on
+            # validation than it started (learned TV from the TV row did, tests/test_imaging_learning.py)
+            trainer.validate(module, datamodule=data, verbose=False)
             trainer.fit(module, datamodule=data)
             module.epochs_trained += trainer.current_epoch
             if len(phases) > 1:

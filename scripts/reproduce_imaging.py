@@ -214,13 +214,14 @@ def main() -> None:
         records[" ".join(overrides)] = keep(record)
     if args.adopt:
         RECORDS.write_text(json.dumps(records, indent=1))
-    ensure_denoiser(Path(args.denoiser), args.denoiser_minutes)
     with tempfile.TemporaryDirectory() as scratch:
         for section in args.sections:
             for index, (label, _, overrides, grid) in enumerate(rows(section, args.denoiser)):
                 key = " ".join(overrides)
                 if (args.match and not any(m in label for m in args.match)) or (args.skip_done and key in records):
                     continue
+                if "method.algorithm=pnp" in overrides:  # trained once, only when a PnP row runs
+                    ensure_denoiser(Path(args.denoiser), args.denoiser_minutes)
                 run_dir = Path(scratch) / f"{section}_{index}" if args.quick else ROOT / "outputs" / "imaging_rows" / f"{section}_{index}"
                 record = run_row(overrides, grid, args.data, run_dir, args.quick)
                 record["figure"] = str(run_dir / "row" / FIGURE_NAME)

@@ -20,7 +20,8 @@ CONVOLUTIONS = {1: nn.Conv1d, 2: nn.Conv2d}
 def residual_branch(convs: list[nn.Module]) -> nn.Sequential:
     """``convs`` with ReLUs between them, the last one zero-initialised: the branch ``f`` of ``v + f(v)`` starts at 0."""
     nn.init.zeros_(convs[-1].weight)
-    nn.init.zeros_(convs[-1].bias)
+    if convs[-1].bias is not None:
+        nn.init.zeros_(convs[-1].bias)
     body: list[nn.Module] = []
     for conv in convs[:-1]:
         body += [conv, nn.ReLU()]

@@ -9,7 +9,8 @@ import torch
 
 
 class BestWeights(L.Callback):
-    """Keep, in memory, the weights with the lowest ``val/loss`` and restore them when fitting ends."""
+    """Keep, in memory, the weights with the lowest ``val/loss`` and restore them when fitting ends (the runner
+    validates once before fitting, so the starting weights are a candidate)."""
 
     def __init__(self) -> None:
         self.best = float("inf")
