@@ -176,7 +176,7 @@ def clutter_claims(records: dict) -> str:
     lines = []
     s = {d: r["test/nmse_s_db"] for d, r in depth.items() if r is not None}
     if s:
-        lines.append("CORONA's NMSE of S by depth: " + ", ".join(f"{d} layers {fmt(v)} dB" for d, v in s.items()) + " (CORONA's validation loss: 1 layer 2.29e-3, 2: 1.04e-3, 3: 7.56e-4, 5: 6.36e-4, 10: 6.77e-4).")
+        lines.append("CORONA's NMSE of S by depth: " + ", ".join(f"{d} layer{'s' if d > 1 else ''} {fmt(v)} dB" for d, v in s.items()) + " (CORONA's validation loss: 1 layer 2.29e-3, 2: 1.04e-3, 3: 7.56e-4, 5: 6.36e-4, 10: 6.77e-4).")
     if all(d in s for d in (1, 3, 5, 10)):
         early, late = s[1] - min(s[3], s[5]), s[10] - min(s[3], s[5])
         met = early >= 1.0 and late > -1.0
