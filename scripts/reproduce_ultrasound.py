@@ -284,7 +284,9 @@ validation loss, patience 5, as configured). Machine: {machine}, {cores} cores s
 100 test sequences, 10 epochs (the configs' default; CORONA's Res3dC anchor is also after 10 epochs); ULM 16 × 16
 coarse images (q = 4: 64 × 64 fine), 500 training, 200 validation and 500 test images, 20 epochs. Unfolded, DNN-aided
 and black-box rows of a section train on the same data (same seed and size). The numbers are not CORONA's: its
-anchors are validation losses on its own simulation at full size.
+anchors are validation losses on its own simulation at full size. The CNR averages the test patches that have a
+background (pixels no bubble reaches in 20 frames): on 16 × 16 patches the blood covers nearly everything, and only
+about a third have one (30 of a 100-patch draw), so the CNR column is a noisy figure here.
 """
 
 
