@@ -202,7 +202,7 @@ def clutter_claims(records: dict) -> str:
     long_unfolded, long_black = (find(records, "clutter", "clutter", f"{name}, 30 epochs") for name in ("CORONA (unfolded), 10 layers", "Res3dC (black box)"))
     if long_unfolded is not None and long_black is not None:
         gap = long_black["test/nmse_s_db"] - long_unfolded["test/nmse_s_db"]
-        lines.append(f"With 30 epochs: CORONA 10 layers {fmt(long_unfolded['test/nmse_s_db'])} dB, Res3dC {fmt(long_black['test/nmse_s_db'])} dB (CORONA {fmt(gap)} dB better).")
+        lines.append(f"With 30 epochs: CORONA 10 layers {fmt(long_unfolded['test/nmse_s_db'])} dB, Res3dC {fmt(long_black['test/nmse_s_db'])} dB ({'CORONA' if gap >= 0 else 'Res3dC'} {fmt(abs(gap))} dB better).")
     return "".join(f"* {line}\n" for line in lines)
 
 
