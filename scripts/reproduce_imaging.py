@@ -32,8 +32,7 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-from reproduction import ROOT, run_job  # noqa: E402
+from reproduction import ROOT, montage, run_job  # noqa: E402
 
 from mbdl.results.record import FIGURE_NAME  # noqa: E402
 from mbdl.results.tables import markdown  # noqa: E402
@@ -159,20 +158,8 @@ def table(section: str, records: dict, denoiser: str) -> str:
 
 def plot(records: dict, denoiser: str) -> None:
     """The run figures (truth, back-projection, reconstruction of three test images) of the CS 25 % rows that ran, side by side."""
-    shown = [(label, records[" ".join(o)]["figure"]) for label, _, o, _ in rows("cs25", denoiser) if Path(records.get(" ".join(o), {}).get("figure", "")).is_file()]
-    if not shown:
-        return
-    columns = min(3, len(shown))
-    figure, axes = plt.subplots(-(-len(shown) // columns), columns, figsize=(4.5 * columns, 4.5 * -(-len(shown) // columns)), squeeze=False)
-    for ax in axes.flat:
-        ax.set_axis_off()
-    for ax, (label, path) in zip(axes.flat, shown):
-        ax.imshow(plt.imread(path))
-        ax.set_title(label, fontsize=8)
-        ax.set_axis_off()
-    figure.tight_layout()
-    figure.savefig(FIGURE, dpi=60)
-    plt.close(figure)
+    shown = [(label, records[" ".join(o)]["figure"]) for label, _, o, _ in rows("cs25", denoiser) if " ".join(o) in records]
+    montage(shown, FIGURE, columns=3, panel_in=(4.5, 4.5), dpi=60)
 
 
 def write(records: dict, denoiser: str) -> None:

@@ -31,7 +31,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
-from reproduction import JOB_OPTIONS, ROOT, reference, run_job, run_sweep  # noqa: E402
+from reproduction import JOB_OPTIONS, ROOT, montage, reference, run_job, run_sweep  # noqa: E402
 
 from mbdl.results.record import FIGURE_NAME  # noqa: E402
 from mbdl.results.tables import markdown  # noqa: E402
@@ -237,21 +237,6 @@ def ulm_claims(records: dict) -> str:
         big, small = ratios[0]
         lines.append(f"Weights: black box {big}, unfolded {small}, {big / small:.1f}× fewer (claim ≥ 10×: **{'met' if big >= 10 * small else 'not met'}**).")
     return "".join(f"* {line}\n" for line in lines)
-
-
-def montage(shown: list[tuple[str, str]], path: Path) -> None:
-    """The run figures ``(title, file)`` that exist, one above the other."""
-    shown = [(title, f) for title, f in shown if Path(f).is_file()]
-    if not shown:
-        return
-    figure, axes = plt.subplots(len(shown), 1, figsize=(10, 5.2 * len(shown)), squeeze=False)
-    for ax, (title, f) in zip(axes[:, 0], shown):
-        ax.imshow(plt.imread(f))
-        ax.set_title(title, fontsize=10)
-        ax.set_axis_off()
-    figure.tight_layout()
-    figure.savefig(path, dpi=70)
-    plt.close(figure)
 
 
 def plot(records: dict, out: Path) -> None:

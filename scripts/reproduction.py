@@ -1,7 +1,7 @@
 """What the reproduction scripts share: one ``python -m mbdl`` job (or one multirun) in a fresh process, its records
 back, and a record's bound or reference.
 
-    from reproduction import reference, run_job, run_sweep      # scripts/ is on sys.path when a script runs
+    from reproduction import montage, reference, run_job, run_sweep      # scripts/ is on sys.path when a script runs
 """
 
 from __future__ import annotations
@@ -51,3 +51,23 @@ def run_sweep(overrides: tuple[str, ...] | list[str], sweep_dir: Path) -> list[d
     if failed:
         raise RuntimeError(f"{len(failed)} jobs of {' '.join(overrides)} failed, e.g. {failed[0].get('error')}")
     return records
+
+
+def montage(shown: list[tuple[str, str]], path: Path, columns: int = 1, panel_in: tuple[float, float] = (10.0, 5.2), dpi: int = 70) -> None:
+    """The run figures ``(title, file)`` that exist, ``columns`` to a row, each panel ``panel_in`` inches, into ``path``."""
+    import matplotlib.pyplot as plt  # the calling script has chosen the Agg backend
+
+    shown = [(title, f) for title, f in shown if Path(f).is_file()]
+    if not shown:
+        return
+    columns = min(columns, len(shown))
+    rows = -(-len(shown) // columns)
+    figure, axes = plt.subplots(rows, columns, figsize=(panel_in[0] * columns, panel_in[1] * rows), squeeze=False)
+    for ax in axes.flat:
+        ax.set_axis_off()
+    for ax, (title, f) in zip(axes.flat, shown):
+        ax.imshow(plt.imread(f))
+        ax.set_title(title, fontsize=10 if columns == 1 else 8)
+    figure.tight_layout()
+    figure.savefig(path, dpi=dpi)
+    plt.close(figure)
