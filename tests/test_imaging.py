@@ -112,13 +112,13 @@ def test_block_cs_of_set11_with_istanets_phi_is_the_per_block_product_to_1e_6():
         padded = np.pad(image, ((0, -h % 33), (0, -w % 33)))
         blocks = [padded[r : r + 33, c : c + 33].reshape(-1) for r in range(0, padded.shape[0], 33) for c in range(0, padded.shape[1], 33)]
         direct = np.stack(blocks) @ phi.T
-        # a dot product's rounding error is bounded relative to sum_j |phi_ij s_j|, not to |y_i|: float32's is a
-        # few eps whatever order the machine's BLAS sums in (1.5 eps seen), float64's below 1e-12
-        scale = np.stack(blocks) @ np.abs(phi).T
+        # float64 to 1e-12 absolute; the task's float32 measurements by the rounding bound of a dot product, relative to
+        # sum_j |phi_ij s_j| (not to |y_i|): a few eps whatever order the machine's BLAS sums in (1.5 eps seen)
+        scale = {torch.float64: 1.0, torch.float32: np.stack(blocks) @ np.abs(phi).T}
         rows, cols = padded.shape[0] // 33, padded.shape[1] // 33
         for x, tolerance in ((in_float64[i, 0], 1e-12), (data["x"][i, 0], 4 * np.finfo(np.float32).eps)):
             canvas = x.double().numpy().reshape(task.canvas_shape[0] // 33, task.canvas_shape[1] // 33, -1)
-            assert (np.abs(canvas[:rows, :cols].reshape(rows * cols, -1) - direct) / scale).max() < tolerance
+            assert (np.abs(canvas[:rows, :cols].reshape(rows * cols, -1) - direct) / scale[x.dtype]).max() < tolerance
             assert not canvas[rows:].any() and not canvas[:, cols:].any()  # the canvas's other blocks are zero
 
 
