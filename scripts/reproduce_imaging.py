@@ -12,8 +12,7 @@ share one denoiser file (trained once by ``scripts/train_denoiser.py`` if missin
         [--skip-done] [--quick] [--adopt 'LABEL=RUN_DIR' ...]
 
 ``--adopt`` files the ``metrics.json`` of a run made by hand with a row's exact command (a long training started
-in the background) under that row. A record's ``note`` (written into ``imaging.json`` by hand, e.g. that the row
-predates a fix) is printed after its label; re-running the row replaces the record and drops the note. ``--quick`` runs every row on two small test images, one short epoch
+in the background) under that row. ``--quick`` runs every row on two small test images, one short epoch
 (a smoke test; nothing is written).
 """
 
@@ -121,7 +120,7 @@ def run_row(overrides: tuple[str, ...], grid: tuple[float, ...], data: str, scra
 
 def keep(record: dict) -> dict:
     """The parts of a record the tables use."""
-    wanted = ("params", "train_time_s", "infer_ms_per_sample", "lam", "val_psnr_db_by_lam", "load_before", "load_after", "command", "reference_names", "figure", "torch_threads", "ran_as", "note")
+    wanted = ("params", "train_time_s", "infer_ms_per_sample", "lam", "val_psnr_db_by_lam", "load_before", "load_after", "command", "reference_names", "figure", "torch_threads", "ran_as")
     return {k: v for k, v in record.items() if k.startswith(("test/", "reference/", "val/", "curve/")) or k in wanted}
 
 
@@ -147,7 +146,7 @@ def table(section: str, records: dict, denoiser: str) -> str:
         if r is None:
             cells.append([label, "not run", "", "", "", anchor, "", "", "", command])
             continue
-        lam = (f" (λ = {r['lam']:g})" if "lam" in r else "") + (f" ({r['note']})" if r.get("note") else "")
+        lam = f" (λ = {r['lam']:g})" if "lam" in r else ""
         load = f"{r['load_before'][0]:.1f} → {r['load_after'][0]:.1f}" if "load_before" in r else "-"
         cells.append([
             label + lam, fmt(r["test/psnr_db"]), fmt(r["test/ssim"], 3), fmt(r["test/nmse_db"]),
