@@ -31,7 +31,7 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-from reproduction import ROOT, montage, run_job  # noqa: E402
+from reproduction import ROOT, fmt, montage, run_job  # noqa: E402
 
 from mbdl.results.record import FIGURE_NAME  # noqa: E402
 from mbdl.results.tables import markdown  # noqa: E402
@@ -127,10 +127,6 @@ def keep(record: dict) -> dict:
 def data_folder(command: str) -> str:
     """The data folder in a hand-run command (the part before ``/istanet/``), to write it ``$MBDL_DATA``."""
     return command.split("/istanet/")[0].split("=")[-1] if "/istanet/" in command else DATA
-
-
-def fmt(value: float | None, digits: int = 2) -> str:
-    return "-" if value is None else f"{value:.{digits}f}".replace("-", "−")
 
 
 def table(section: str, records: dict, denoiser: str) -> str:

@@ -31,7 +31,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
-from reproduction import JOB_OPTIONS, ROOT, montage, reference, run_job, run_sweep  # noqa: E402
+from reproduction import JOB_OPTIONS, ROOT, fmt, montage, reference, run_job, run_sweep  # noqa: E402
 
 from mbdl.results.record import FIGURE_NAME  # noqa: E402
 from mbdl.results.tables import markdown  # noqa: E402
@@ -119,10 +119,6 @@ def keep(record: dict) -> dict:
     """The parts of a record the tables use."""
     wanted = ("params", "train_time_s", "epochs_trained", "infer_ms_per_sample", "chosen", "val_by_choice", "load_before", "load_after", "command", "reference_names", "figure", "torch_threads")
     return {k: v for k, v in record.items() if k.startswith(("test/", "reference/", "bound/", "val/")) or k in wanted}
-
-
-def fmt(value: float | None, digits: int = 2) -> str:
-    return "-" if value is None or value != value else f"{value:.{digits}f}".replace("-", "−")
 
 
 def command(overrides: tuple[str, ...], grid: dict[str, tuple], record: dict | None) -> str:

@@ -1,7 +1,7 @@
 """What the reproduction scripts share: one ``python -m mbdl`` job (or one multirun) in a fresh process, its records
 back, and a record's bound or reference.
 
-    from reproduction import montage, reference, run_job, run_sweep      # scripts/ is on sys.path when a script runs
+    from reproduction import fmt, montage, reference, run_job, run_sweep      # scripts/ is on sys.path when a script runs
 """
 
 from __future__ import annotations
@@ -51,6 +51,12 @@ def run_sweep(overrides: tuple[str, ...] | list[str], sweep_dir: Path) -> list[d
     if failed:
         raise RuntimeError(f"{len(failed)} jobs of {' '.join(overrides)} failed, e.g. {failed[0].get('error')}")
     return records
+
+
+
+def fmt(value: float | None, digits: int = 2) -> str:
+    """A table cell: ``value`` to ``digits`` decimals with a typographic minus; ``-`` for a missing or NaN value."""
+    return "-" if value is None or value != value else f"{value:.{digits}f}".replace("-", "−")
 
 
 def montage(shown: list[tuple[str, str]], path: Path, columns: int = 1, panel_in: tuple[float, float] = (10.0, 5.2), dpi: int = 70) -> None:
