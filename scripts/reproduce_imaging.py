@@ -83,6 +83,7 @@ def rows(section: str, denoiser: str) -> list[tuple[str, str, tuple[str, ...], t
             [
                 ("ISTA-Net⁺, 9 phases × 16 channels, 3 epochs", unfolded, (*experiment, "method.optim.epochs=3"), ()),
                 ("ISTA-Net⁺, 9 phases × 16 channels, 12 epochs (the experiment's default)", unfolded, experiment, ()),
+                ("ISTA-Net⁺, 9 phases × 16 channels, 50 epochs in bf16-mixed", unfolded, (*experiment, "trainer.precision=bf16-mixed", "method.optim.epochs=50"), ()),
             ]
             if section != "deblur"  # the ISTA-Net⁺ experiments are block CS and MRI set-ups; deblurring's unfolded row is MoDL
             else []

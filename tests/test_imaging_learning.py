@@ -18,6 +18,8 @@ TASK = ("task=imaging", "task/operator=cs", "task.operator.ratio=25", "task.crop
 TRAINING = ("regime.fresh_data=true", "task.n_train=1600", "method.optim.epochs=2", "method.optim.batch_size=16", "~early_stopping")
 METHODS = {
     "dncnn": ("method=black_box", "method.channels=8", "method.layers=5"),
+    # the same network in mixed precision: bfloat16 convolutions, the operator and Qinit in float32 (operators.exact)
+    "dncnn_bf16_mixed": ("method=black_box", "method.channels=8", "method.layers=5", "trainer.precision=bf16-mixed"),
     # measured (seed 0): DnCNN −28.44 dB against its start −28.17 and Qinit −28.28; MoDL −28.54 (slower: -m slow)
     "modl": pytest.param(("method=unfolded", "method.algorithm=modl", "method.iterations=2", "method.channels=8", "method.layers=4"), marks=pytest.mark.slow),
 }

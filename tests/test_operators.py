@@ -178,6 +178,23 @@ def test_operators_compute_in_the_inputs_precision(name, operator_dtype, input_d
     assert A.adjoint(out).dtype == out.dtype and A.solve(0.5, s).dtype.to_real() == real
 
 
+@pytest.mark.parametrize("name", list(OPERATORS))
+def test_operators_are_exact_under_bf16_autocast(name):
+    """Mixed-precision training is for the networks: under ``bf16-mixed`` every operator method gives the float32
+    result bit for bit, and a bfloat16 input is computed in float32."""
+    A = OPERATORS[name]().to(torch.float32)
+    s = randn(2, *A.in_shape, dtype=torch.float32)
+    x = A(s).detach()
+    plain = [A(s), A.adjoint(x), A.gram(s), A.solve(0.5, s)]
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        mixed = [A(s), A.adjoint(x), A.gram(s), A.solve(0.5, s)]
+        half_input = A(s.bfloat16()) if not s.is_complex() else A(s)
+    for p, m in zip(plain, mixed):
+        assert m.dtype == p.dtype and torch.equal(m, p)
+    assert half_input.dtype in (torch.float32, torch.complex64)
+    torch.testing.assert_close(half_input, A(s.bfloat16().float()), rtol=0, atol=0)
+
+
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 
 

@@ -37,7 +37,7 @@ from mbdl.algorithms.total_variation import PrimalDualTV
 from mbdl.config import check_choice, check_positive, require
 from mbdl.methods.base import IterativeMethod, Method, Objective
 from mbdl.nets.image import DnCNN, ISTANetProx, UNet
-from mbdl.operators import BlockCompressiveSensing, WaveletSynthesis, members, per_member
+from mbdl.operators import BlockCompressiveSensing, WaveletSynthesis, members, no_autocast, per_member
 from mbdl.tasks.inverse_problem import LinearInverseProblem
 
 
@@ -91,11 +91,12 @@ class LinearStart(nn.Module):
         return not self.blockwise or float(self.count) >= self.settle * self.Q.shape[1]
 
     def forward(self, f: LeastSquares) -> Tensor:
-        """:math:`s^0` for the data term ``f`` (its measurements ``f.x``)."""
+        """:math:`s^0` for the data term ``f`` (its measurements ``f.x``), in full precision (as the operators)."""
         if not self.blockwise:
             return f.adjoint_x
         member = self.operator.member_for(f.x, "out") if hasattr(self.operator, "member_for") else self.operator
-        return member.image(f.x @ self.Q.T.to(f.x.dtype))
+        with no_autocast(f.x):
+            return member.image(f.x @ self.Q.T.to(f.x.dtype))
 
 
 class _LearnsStart:

@@ -1,7 +1,7 @@
 r"""Convolutional networks on images ``(batch, c, h, w)``: DnCNN, a small U-Net, ISTA-Net⁺'s proximal block.
 
 Every network here maps an image to an image of the same size (any ``h, w``), so that one trained on
-crops reconstructs whole images.
+crops reconstructs whole images. Their weights are stored channels-last (:func:`channels_last`).
 """
 
 from __future__ import annotations
@@ -13,6 +13,13 @@ from torch.nn import functional
 from mbdl.algorithms.ista import soft_threshold
 from mbdl.config import check_positive, require
 from mbdl.nets.prox import residual_branch
+
+
+def channels_last(net: nn.Module) -> None:
+    """Store ``net``'s 4-D weights channels-last (NHWC), oneDNN's and cuDNN's fast layout for small 3×3 convolutions;
+    the outputs follow the weights' layout. A training step of ISTA-Net⁺ (9 phases × 16 channels) on this 2-core
+    CPU: 1.25× faster in float32, 1.6× in ``bf16-mixed`` (docs/benchmarks.md)."""
+    net.to(memory_format=torch.channels_last)
 
 
 def _conv(a: int, b: int) -> nn.Conv2d:
@@ -47,6 +54,7 @@ class DnCNN(nn.Module):
         require(isinstance(layers, int) and layers >= 2, "method.layers", f"must be an integer >= 2, got {layers!r}")
         widths = [in_channels] + [channels] * (layers - 1) + [1]
         self.f = residual_branch([_conv(a, b) for a, b in zip(widths[:-1], widths[1:])])
+        channels_last(self)
 
     def forward(self, v: Tensor) -> Tensor:
         """``(batch, 1, h, w)`` from ``v`` ``(batch, in_channels, h, w)``: ``v[:, :1] + f(v)``."""
@@ -77,6 +85,7 @@ class UNet(nn.Module):
         self.merge2, self.merge1 = block(4 * c, 2 * c), block(2 * c, c)
         self.out = nn.Conv2d(c, 1, 1, bias=False)  # no biases anywhere: see DnCNN
         nn.init.zeros_(self.out.weight)
+        channels_last(self)
 
     def forward(self, v: Tensor) -> Tensor:
         h, w = v.shape[-2:]
@@ -116,6 +125,7 @@ class ISTANetProx(nn.Module):
             if isinstance(module, nn.Conv2d):
                 nn.init.xavier_normal_(module.weight)
         self.theta = nn.Parameter(torch.tensor(0.01))
+        channels_last(self)
         self.compute_symmetry = symmetry
         self.symmetry: Tensor | None = None
 

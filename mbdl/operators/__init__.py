@@ -13,7 +13,7 @@ leading batch shape, real or complex; algorithms (:mod:`mbdl.algorithms`) run on
 * :class:`WaveletSynthesis`: the orthonormal Haar synthesis (ptwt) of zero-padded images.
 """
 
-from mbdl.operators.base import Composition, LinearOperator, PerShape, conjugate_gradient, largest_eigenvalue, members, per_member
+from mbdl.operators.base import Composition, LinearOperator, PerShape, conjugate_gradient, exact, largest_eigenvalue, members, no_autocast, per_member
 from mbdl.operators.dense import BlockCompressiveSensing, Decimation, Diagonal, Matrix
 from mbdl.operators.fourier import Convolution, MaskedFourier
 from mbdl.operators.wavelet import WaveletSynthesis
@@ -30,7 +30,9 @@ __all__ = [
     "PerShape",
     "WaveletSynthesis",
     "conjugate_gradient",
+    "exact",
     "largest_eigenvalue",
     "members",
+    "no_autocast",
     "per_member",
 ]

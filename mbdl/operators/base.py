@@ -9,6 +9,8 @@ from conjugate gradient, both here.
 
 Dtypes: an operator computes in the precision of its input (a float64 signal through a float32
 operator gives float64), and in complex arithmetic when the input or the operator is complex.
+Half-precision inputs are computed in float32, and never under autocast (:func:`exact`): mixed-precision
+training (``trainer.precision=bf16-mixed``) is for the networks; the forward model keeps full precision.
 Tensors are created on the input's device.
 """
 
@@ -33,6 +35,32 @@ def like(t: Tensor, x: Tensor) -> Tensor:
 def float64(t: Tensor) -> Tensor:
     """``t`` in double precision, complex128 if it is complex."""
     return t.to(torch.complex128 if t.is_complex() else torch.float64)
+
+
+HALF = (torch.bfloat16, torch.float16)
+
+
+def no_autocast(t: Tensor) -> torch.autocast:
+    """A context in which autocast is off on ``t``'s device."""
+    return torch.autocast(t.device.type, enabled=False)
+
+
+def exact(method: Callable[..., Tensor]) -> Callable[..., Tensor]:
+    r"""``method(self, *tensors)`` outside autocast, with half-precision tensor arguments in float32.
+
+    Every :class:`LinearOperator` subclass's ``forward``, ``adjoint``, ``gram`` and ``solve`` are wrapped in it:
+    under ``bf16-mixed`` a measurement :math:`\Phi s` in bfloat16 would carry a relative error of 2⁻⁸, larger than
+    the residual :math:`\Phi s - x` of a good reconstruction."""
+
+    @functools.wraps(method)
+    def wrapped(self: nn.Module, *args: object, **kwargs: object) -> Tensor:
+        tensor = next((a for a in args if isinstance(a, Tensor)), None)
+        if tensor is None:
+            return method(self, *args, **kwargs)
+        with no_autocast(tensor):
+            return method(self, *(a.float() if isinstance(a, Tensor) and a.dtype in HALF else a for a in args), **kwargs)
+
+    return wrapped
 
 
 def real_inner(a: Tensor, b: Tensor, dims: int) -> Tensor:
@@ -131,6 +159,12 @@ class LinearOperator(nn.Module, ABC):
         out_shape: trailing shape of the measurements :math:`x = A s`.
     """
 
+    def __init_subclass__(cls, **kwargs: object) -> None:
+        super().__init_subclass__(**kwargs)
+        for name in ("forward", "adjoint", "gram", "solve"):
+            if name in cls.__dict__:
+                setattr(cls, name, exact(cls.__dict__[name]))
+
     def __init__(self, in_shape: Sequence[int], out_shape: Sequence[int]) -> None:
         super().__init__()
         self.in_shape, self.out_shape = tuple(in_shape), tuple(out_shape)
@@ -144,6 +178,7 @@ class LinearOperator(nn.Module, ABC):
     def adjoint(self, x: Tensor) -> Tensor:
         r""":math:`A^H x`: ``(..., *out_shape) -> (..., *in_shape)``."""
 
+    @exact
     def gram(self, s: Tensor) -> Tensor:
         r""":math:`A^H A s`, ``(..., *in_shape)``."""
         return self.adjoint(self.forward(s))
@@ -158,6 +193,7 @@ class LinearOperator(nn.Module, ABC):
         """:meth:`norm2` without the cache: Lanczos on :meth:`gram` (:func:`largest_eigenvalue`; subclasses override with a closed form)."""
         return largest_eigenvalue(self.gram, self.in_shape, self.device)
 
+    @exact
     def solve(self, rho: Tensor | float, rhs: Tensor) -> Tensor:
         r""":math:`(A^H A + \rho I)^{-1} b` for ``rhs`` :math:`b` ``(..., *in_shape)``, differentiable in ``rho`` and ``rhs``.
 
