@@ -118,7 +118,7 @@ def run_row(section: str, overrides: tuple[str, ...], grid: dict[str, tuple], sc
 def keep(record: dict) -> dict:
     """The parts of a record the tables use."""
     wanted = ("params", "train_time_s", "epochs_trained", "infer_ms_per_sample", "chosen", "val_by_choice", "load_before", "load_after", "command", "reference_names", "figure", "torch_threads")
-    return {k: v for k, v in record.items() if k.startswith(("test/", "reference/", "bound/", "val/")) or k in wanted}
+    return {k: v for k, v in record.items() if k.startswith(("test/", "reference/", "bound/", "val/", "calibration/")) or k in wanted}
 
 
 def command(overrides: tuple[str, ...], grid: dict[str, tuple], record: dict | None) -> str:

@@ -15,12 +15,14 @@ from mbdl.config import ConfigError
 from mbdl.operators import Convolution, Decimation, Matrix
 from mbdl.tasks.ulm import (
     LocalizationMicroscopy,
+    best_threshold,
     detect,
     isolated_bubble_crb_mm2,
     match,
     psf_operator,
 )
 from mbdl.tasks.ultrasound import render
+from tests.helpers import run_config
 
 
 def task(**options) -> LocalizationMicroscopy:
@@ -81,6 +83,52 @@ def test_detection_finds_isolated_bubbles_at_their_centroids():
     assert image.tolist() == [0, 0]
     expected = torch.tensor([[3.5 * 0.03, 4.5 * 0.03], [10.5 * 0.03, 13.0 * 0.03]])
     torch.testing.assert_close(positions.sort(dim=0).values, expected.sort(dim=0).values)
+
+
+def isolated_peaks(scale: float, seed: int = 0) -> tuple[torch.Tensor, dict, np.ndarray]:
+    """Hand-made fine maps (4 images, 30 µm pixels) of isolated one-pixel peaks on an 8-pixel lattice: true bubbles
+    (amplitudes ``scale`` × U(0.5, 3), some weaker than spurious ones) at their pixel's centre, and spurious peaks
+    (``scale`` × U(0.1, 1)) at lattice sites no true bubble is within 4 pixels (120 µm > the 60 µm tolerance) of.
+    Returns the maps, the task's data fields of the truth and, per peak, (amplitude, is true)."""
+    rng = np.random.default_rng(seed)
+    maps, positions, valid, peaks = torch.zeros(4, 32, 32), torch.zeros(4, 6, 2), torch.zeros(4, 6, dtype=torch.bool), []
+    for image in range(4):
+        sites = rng.permutation([(i, j) for i in range(2, 32, 8) for j in range(2, 32, 8)])[:10]
+        for k, (i, j) in enumerate(sites):
+            real = k < 6
+            amplitude = scale * rng.uniform(0.5, 3.0) if real else scale * rng.uniform(0.1, 1.0)
+            maps[image, i, j] = amplitude
+            peaks.append((amplitude, real))
+            if real:
+                positions[image, k] = torch.tensor([(i + 0.5) * 0.03, (j + 0.5) * 0.03])
+                valid[image, k] = True
+    return maps, {"positions_mm": positions, "valid": valid, "s": maps}, np.array(peaks)
+
+
+@pytest.mark.parametrize("scale", [1e-3, 1.0, 10.0])
+def test_threshold_on_validation_is_the_best_f1_over_every_threshold_at_any_scale(scale):
+    maps, data, peaks = isolated_peaks(scale)
+    # independent: sweep the threshold over 0 and every peak amplitude (one-pixel peaks: mass = amplitude), count by hand
+    amplitude, real = peaks[:, 0], peaks[:, 1].astype(bool)
+    by_hand = [(2 * (real & (amplitude > t)).sum()) / (2 * (real & (amplitude > t)).sum() + (~real & (amplitude > t)).sum() + (real & (amplitude <= t)).sum()) for t in [0.0, *amplitude]]
+    ulm = task(shape=(8, 8))  # fine 32 x 32 of 30 µm pixels
+    assert ulm.evaluate(maps, data)["f1"] < max(by_hand) or scale == 1.0  # the fixed threshold 1 misses at the other scales
+    chosen = ulm.calibrate(maps, data)["detection_threshold"]
+    assert ulm.evaluate(maps, data)["f1"] == pytest.approx(max(by_hand))
+    assert chosen == ulm.detection_threshold
+    ratio = best_threshold(2 * maps, ulm.true_positions(data), ulm.fine_pixel_mm, ulm.match_tolerance_mm) / chosen
+    assert ratio == pytest.approx(2.0, rel=1e-6)  # a multiple of the maps moves the threshold by that multiple
+    fixed = task(shape=(8, 8), threshold_on_validation=False)
+    assert fixed.calibrate(maps, data) == {} and fixed.detection_threshold == 1.0
+
+
+def test_the_run_chooses_the_detection_threshold_on_validation_and_tests_with_it(tmp_path):
+    setup = ("task=ulm", "task.n_val=50", "task.n_test=50", "method=model_based", "method.iterations=10", "method.lam=5")
+    chosen = run_config(tmp_path / "chosen", *setup)
+    fixed = run_config(tmp_path / "fixed", *setup, "task.threshold_on_validation=false")
+    assert "calibration/detection_threshold" not in fixed and fixed["test/f1"] == 0.0  # 10 FISTA steps of 1/||A||^2: tiny maps
+    threshold = chosen["calibration/detection_threshold"]
+    assert 0 <= threshold < 1.0 and chosen["test/f1"] > 0.3
 
 
 def brute_force_match(truth: np.ndarray, found: np.ndarray, tolerance: float) -> tuple[int, float]:
