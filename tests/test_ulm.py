@@ -9,6 +9,7 @@ import math
 import numpy as np
 import pytest
 import torch
+from scipy.signal import convolve2d
 
 from mbdl.algorithms.conv_ista import ConvolutionalISTA, shift_invariant_gram
 from mbdl.config import ConfigError
@@ -217,19 +218,24 @@ def test_shift_invariant_gram_is_the_mean_diagonal_of_the_dense_gram():
 
 
 @pytest.mark.parametrize("q", [3, 4])
-def test_convolutional_ista_starts_as_the_thresholded_matched_filter_and_needs_a_decimated_convolution(q):
-    ulm = task(q=q)
-    net = ConvolutionalISTA(ulm.assumed.operator, iterations=3, threshold=0.2, kernel_w=(15, 33), kernel_s=(9, 11), mode="per_iteration")
+def test_convolutional_ista_starts_as_ista_on_the_shift_invariant_gram_and_needs_a_decimated_convolution(q):
+    ulm, lam = task(q=q), 2.0
+    net = ConvolutionalISTA(ulm.assumed.operator, iterations=3, lam=lam, kernel_w=(15, 33), kernel_s=(9, 11), mode="per_iteration")
     assert sum(p.numel() for p in net.parameters()) == 3 * (q * q * 15 * 33 + 99 + 1)
     x = ulm.simulate(4, torch.Generator().manual_seed(0))["x"]
     dense = ulm.assumed.operator.dense().double()  # (h w, H W)
-    H, W = ulm.fine_shape
-    centre = [(H // 2 + a) * W + W // 2 + b for a in range(q) for b in range(q)]  # one decimation cell in the interior
-    k0 = (dense[:, centre] ** 2).sum(dim=0).mean().item()  # a fine pixel's own Gram entry, over the cell's phases
-    matched = (x.double().flatten(1) @ dense).reshape(4, *ulm.fine_shape) / k0
-    expected = torch.sgn(matched) * torch.relu(matched.abs() - 0.2)
-    for step in net.iterates(x):  # W = A^H / k0 per phase, S = 0: every layer is the thresholded matched filter
-        torch.testing.assert_close(step.double(), expected, atol=2e-3 * expected.abs().max().item(), rtol=5e-3)  # k0 from float32 columns
+    gram = shift_invariant_gram(ulm.assumed.operator)  # checked against the dense Gram above
+    mu = 1.0 / gram.sum().item()
+    c = [n // 2 for n in gram.shape]
+    crop = gram[c[0] - 4 : c[0] + 5, c[1] - 5 : c[1] + 6].numpy()
+    soft = lambda v: np.sign(v) * np.maximum(np.abs(v) - mu * lam, 0.0)
+    matched = mu * (x.double().flatten(1) @ dense).reshape(4, *ulm.fine_shape).numpy()  # mu A^H x
+    expected = soft(matched)
+    for step in net.iterates(x):  # ISTA: s <- soft(mu A^H x + s - mu (k * s), mu lam), k cropped to 9 x 11, by scipy
+        scale = np.abs(expected).max()
+        assert (expected != 0).mean() > 0.01, "the thresholds leave something"
+        torch.testing.assert_close(step.double(), torch.from_numpy(expected), atol=2e-3 * scale, rtol=5e-3)  # float32 net
+        expected = soft(matched + np.stack([e - mu * convolve2d(e, crop, mode="same") for e in expected]))
     with pytest.raises(ConfigError, match="a convolutional ISTA needs a 2-D convolution"):
         ConvolutionalISTA(Matrix(torch.randn(4, 6)), 2, 0.1)
 
