@@ -166,15 +166,18 @@ def f1_score(tp: int, fp: int, fn: int) -> float:
 def best_threshold(maps: Tensor, true_mm: list[np.ndarray], fine_pixel_mm: tuple[float, float], tolerance_mm: float, levels: int = 64) -> float:
     r"""The detection threshold (least 3 × 3 sum) that maximises the pooled F1 of :func:`detect` and :func:`match`.
 
-    The F1 changes only where the threshold crosses a peak's mass, so the candidates are 0 and the quantiles of the
-    masses of every :func:`peaks` at ``levels`` levels :math:`0, \tfrac1L, \dots, \tfrac{L-1}L` (a map and its
-    multiple :math:`c\,\hat s` get thresholds in ratio :math:`c`). Of equal F1 the middle candidate is taken. Without
-    any peak, 0.
+    The F1 changes only where the threshold crosses a peak's mass, so the candidates are 0 and the masses of the
+    :func:`peaks` (largest first) of ranks :math:`1, \dots,` ``levels`` and of ``levels`` ranks on a geometric grid
+    from 1 to their number :math:`P` (every peak when :math:`P \le` ``levels``): finest among the largest peaks, where
+    the threshold between the bubbles and many small noise peaks lies; a map and its multiple :math:`c\,\hat s` get
+    thresholds in ratio :math:`c`. Of equal F1 the middle candidate is taken. Without any peak, 0.
     """
     image, positions, mass = peaks(maps, fine_pixel_mm)
     if len(mass) == 0:
         return 0.0
-    candidates = torch.cat([torch.zeros(1), torch.quantile(mass.double(), torch.arange(levels, dtype=torch.float64) / levels).float()]).unique()
+    geometric = torch.logspace(0.0, math.log10(len(mass)), levels, dtype=torch.float64).round().long() - 1
+    ranks = torch.cat([torch.arange(min(len(mass), levels)), geometric]).unique()
+    candidates = torch.cat([torch.zeros(1), mass.sort(descending=True).values[ranks]]).unique()
     scores = []
     for threshold in candidates:
         keep = mass > threshold
