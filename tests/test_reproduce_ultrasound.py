@@ -36,7 +36,7 @@ def test_quick_runs_a_grid_row_and_a_trained_row_and_writes_nothing():
     lines = done.stdout.splitlines()
     svd = next(line for line in lines if line.startswith("| SVD filter"))
     assert "not run" not in svd and "(chose method.rank=" in svd
-    unfolded = [line for line in lines if line.startswith("| learned convolutional ISTA (unfolded), 10 layers |")]
+    unfolded = [line for line in lines if line.startswith("| learned convolutional ISTA (unfolded), 10 layers, lr on validation |")]
     assert len(unfolded) == len(script.DENSITIES) and sum("not run" in line for line in unfolded) == len(script.DENSITIES) - 1
     assert not any(line.startswith("* Weights: black box") for line in lines), "no black-box row ran"
     assert {p.name: p.stat().st_mtime for p in results.glob(f"{script.NAME}*")} == before

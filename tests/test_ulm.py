@@ -9,18 +9,21 @@ import math
 import numpy as np
 import pytest
 import torch
+from scipy.signal import convolve2d
 
 from mbdl.algorithms.conv_ista import ConvolutionalISTA, shift_invariant_gram
 from mbdl.config import ConfigError
 from mbdl.operators import Convolution, Decimation, Matrix
 from mbdl.tasks.ulm import (
     LocalizationMicroscopy,
+    best_threshold,
     detect,
     isolated_bubble_crb_mm2,
     match,
     psf_operator,
 )
 from mbdl.tasks.ultrasound import render
+from tests.helpers import run_config
 
 
 def task(**options) -> LocalizationMicroscopy:
@@ -81,6 +84,52 @@ def test_detection_finds_isolated_bubbles_at_their_centroids():
     assert image.tolist() == [0, 0]
     expected = torch.tensor([[3.5 * 0.03, 4.5 * 0.03], [10.5 * 0.03, 13.0 * 0.03]])
     torch.testing.assert_close(positions.sort(dim=0).values, expected.sort(dim=0).values)
+
+
+def isolated_peaks(scale: float, seed: int = 0) -> tuple[torch.Tensor, dict, np.ndarray]:
+    """Hand-made fine maps (4 images, 30 µm pixels) of isolated one-pixel peaks on an 8-pixel lattice: true bubbles
+    (amplitudes ``scale`` × U(0.5, 3), some weaker than spurious ones) at their pixel's centre, and spurious peaks
+    (``scale`` × U(0.1, 1)) at lattice sites no true bubble is within 4 pixels (120 µm > the 60 µm tolerance) of.
+    Returns the maps, the task's data fields of the truth and, per peak, (amplitude, is true)."""
+    rng = np.random.default_rng(seed)
+    maps, positions, valid, peaks = torch.zeros(4, 32, 32), torch.zeros(4, 6, 2), torch.zeros(4, 6, dtype=torch.bool), []
+    for image in range(4):
+        sites = rng.permutation([(i, j) for i in range(2, 32, 8) for j in range(2, 32, 8)])[:10]
+        for k, (i, j) in enumerate(sites):
+            real = k < 6
+            amplitude = scale * rng.uniform(0.5, 3.0) if real else scale * rng.uniform(0.1, 1.0)
+            maps[image, i, j] = amplitude
+            peaks.append((amplitude, real))
+            if real:
+                positions[image, k] = torch.tensor([(i + 0.5) * 0.03, (j + 0.5) * 0.03])
+                valid[image, k] = True
+    return maps, {"positions_mm": positions, "valid": valid, "s": maps}, np.array(peaks)
+
+
+@pytest.mark.parametrize("scale", [1e-3, 1.0, 10.0])
+def test_threshold_on_validation_is_the_best_f1_over_every_threshold_at_any_scale(scale):
+    maps, data, peaks = isolated_peaks(scale)
+    # independent: sweep the threshold over 0 and every peak amplitude (one-pixel peaks: mass = amplitude), count by hand
+    amplitude, real = peaks[:, 0], peaks[:, 1].astype(bool)
+    by_hand = [(2 * (real & (amplitude > t)).sum()) / (2 * (real & (amplitude > t)).sum() + (~real & (amplitude > t)).sum() + (real & (amplitude <= t)).sum()) for t in [0.0, *amplitude]]
+    ulm = task(shape=(8, 8))  # fine 32 x 32 of 30 µm pixels
+    assert ulm.evaluate(maps, data)["f1"] < max(by_hand) or scale == 1.0  # the fixed threshold 1 misses at the other scales
+    chosen = ulm.calibrate(maps, data)["detection_threshold"]
+    assert ulm.evaluate(maps, data)["f1"] == pytest.approx(max(by_hand))
+    assert chosen == ulm.detection_threshold
+    ratio = best_threshold(2 * maps, ulm.true_positions(data), ulm.fine_pixel_mm, ulm.match_tolerance_mm) / chosen
+    assert ratio == pytest.approx(2.0, rel=1e-6)  # a multiple of the maps moves the threshold by that multiple
+    fixed = task(shape=(8, 8), threshold_on_validation=False)
+    assert fixed.calibrate(maps, data) == {} and fixed.detection_threshold == 1.0
+
+
+def test_the_run_chooses_the_detection_threshold_on_validation_and_tests_with_it(tmp_path):
+    setup = ("task=ulm", "task.n_val=50", "task.n_test=50", "method=model_based", "method.iterations=10", "method.lam=5")
+    chosen = run_config(tmp_path / "chosen", *setup)
+    fixed = run_config(tmp_path / "fixed", *setup, "task.threshold_on_validation=false")
+    assert "calibration/detection_threshold" not in fixed and fixed["test/f1"] == 0.0  # 10 FISTA steps of 1/||A||^2: tiny maps
+    threshold = chosen["calibration/detection_threshold"]
+    assert 0 <= threshold < 1.0 and chosen["test/f1"] > 0.3
 
 
 def brute_force_match(truth: np.ndarray, found: np.ndarray, tolerance: float) -> tuple[int, float]:
@@ -169,19 +218,24 @@ def test_shift_invariant_gram_is_the_mean_diagonal_of_the_dense_gram():
 
 
 @pytest.mark.parametrize("q", [3, 4])
-def test_convolutional_ista_starts_as_the_thresholded_matched_filter_and_needs_a_decimated_convolution(q):
-    ulm = task(q=q)
-    net = ConvolutionalISTA(ulm.assumed.operator, iterations=3, threshold=0.2, kernel_w=(15, 33), kernel_s=(9, 11), mode="per_iteration")
+def test_convolutional_ista_starts_as_ista_on_the_shift_invariant_gram_and_needs_a_decimated_convolution(q):
+    ulm, lam = task(q=q), 2.0
+    net = ConvolutionalISTA(ulm.assumed.operator, iterations=3, lam=lam, kernel_w=(15, 33), kernel_s=(9, 11), mode="per_iteration")
     assert sum(p.numel() for p in net.parameters()) == 3 * (q * q * 15 * 33 + 99 + 1)
     x = ulm.simulate(4, torch.Generator().manual_seed(0))["x"]
     dense = ulm.assumed.operator.dense().double()  # (h w, H W)
-    H, W = ulm.fine_shape
-    centre = [(H // 2 + a) * W + W // 2 + b for a in range(q) for b in range(q)]  # one decimation cell in the interior
-    k0 = (dense[:, centre] ** 2).sum(dim=0).mean().item()  # a fine pixel's own Gram entry, over the cell's phases
-    matched = (x.double().flatten(1) @ dense).reshape(4, *ulm.fine_shape) / k0
-    expected = torch.sgn(matched) * torch.relu(matched.abs() - 0.2)
-    for step in net.iterates(x):  # W = A^H / k0 per phase, S = 0: every layer is the thresholded matched filter
-        torch.testing.assert_close(step.double(), expected, atol=2e-3 * expected.abs().max().item(), rtol=5e-3)  # k0 from float32 columns
+    gram = shift_invariant_gram(ulm.assumed.operator)  # checked against the dense Gram above
+    mu = 1.0 / gram.sum().item()
+    c = [n // 2 for n in gram.shape]
+    crop = gram[c[0] - 4 : c[0] + 5, c[1] - 5 : c[1] + 6].numpy()
+    soft = lambda v: np.sign(v) * np.maximum(np.abs(v) - mu * lam, 0.0)
+    matched = mu * (x.double().flatten(1) @ dense).reshape(4, *ulm.fine_shape).numpy()  # mu A^H x
+    expected = soft(matched)
+    for step in net.iterates(x):  # ISTA: s <- soft(mu A^H x + s - mu (k * s), mu lam), k cropped to 9 x 11, by scipy
+        scale = np.abs(expected).max()
+        assert (expected != 0).mean() > 0.01, "the thresholds leave something"
+        torch.testing.assert_close(step.double(), torch.from_numpy(expected), atol=2e-3 * scale, rtol=5e-3)  # float32 net
+        expected = soft(matched + np.stack([e - mu * convolve2d(e, crop, mode="same") for e in expected]))
     with pytest.raises(ConfigError, match="a convolutional ISTA needs a 2-D convolution"):
         ConvolutionalISTA(Matrix(torch.randn(4, 6)), 2, 0.1)
 

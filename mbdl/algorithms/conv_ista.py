@@ -12,18 +12,20 @@ the fine grid, nearly shift-invariantly (the shift-invariant part of :math:`A^H 
 
 with learned sub-pixel kernels :math:`W_t`, fine-grid kernels :math:`S_t` and thresholds :math:`\theta_t`.
 
-Initialisation. With a wide PSF on a fine grid :math:`A^H A` is very ill-conditioned: its largest eigenvalue (zero
-frequency) is hundreds of times a fine pixel's own :math:`\bar k[0]`, so ISTA's stable step :math:`1/\|A\|^2` moves a
-bubble's amplitude by a fraction of a per cent per iteration (a network started there outputs nearly zero and,
-trained, stays there), while the Jacobi step :math:`1/\bar k[0]` makes :math:`I - A^H A/\bar k[0]` diverge. So every
-layer starts as ISTA's *first* iteration with the Jacobi step, the soft-thresholded matched filter
-:math:`\eta_\theta(A^H x / \bar k[0])` (a classical ULM detector): :math:`W_t` holds the PSF's samples at each phase
-divided by :math:`\bar k[0]` (:func:`matched_filter_kernels`, exactly :math:`A^H/\bar k[0]`), :math:`S_t = 0`, and
-training learns the deconvolution (:math:`W_t`) and the explaining-away between layers (:math:`S_t`). :math:`S_t` is
-held in units of one over its number of entries, so that an optimiser step of a given size changes its gain by about
-that much (with a raw 21 × 41 kernel one Adam step moves its sum by hundreds of times the learning rate, and ten layers
-of recursion make that diverge); the thresholds are used as :math:`\max(\theta_t, 0)` (a negative one would turn the
-soft threshold into a magnitude expansion). :math:`S_t` convolves by FFT with a zero boundary
+Initialisation. Every layer starts as an ISTA iteration on the shift-invariant Gram, LISTA's classical start
+(Gregor & LeCun 2010): :math:`W_t = \mu A^H` (:func:`matched_filter_kernels`), :math:`S_t = \delta - \mu\bar k`
+(cropped to the kernel size), :math:`\theta_t = \mu\lambda`, with ISTA's step :math:`\mu = 1/\sum\bar k`, the
+largest eigenvalue of the shift-invariant Gram (:math:`\bar k \ge 0`, so its transform peaks at zero frequency), so
+that the untrained network is ISTA with ``iterations`` steps, no worse on validation than the classical solver with
+as many iterations. (A start as the Jacobi-step matched filter :math:`\eta_\theta(A^H x/\bar k[0])`, :math:`S_t = 0`,
+outputs blobs of the PSF's width and hundreds of times a bubble's mass: its loss is thousands of times the zero
+map's, and training shrinks it to an almost dead network.) The parameters are held in units that make one optimiser
+step of a given size change each about as much: :math:`W_t` and :math:`\theta_t` in units of :math:`\mu` (so they
+start at the PSF's samples and at :math:`\lambda`), :math:`S_t` in units of one over its number of entries (a step
+changes its gain by about the learning rate; a raw 21 × 41 kernel moves its sum by hundreds of times the learning
+rate per Adam step, and ten layers of recursion make that diverge). The thresholds are used as
+:math:`\max(\theta_t, 0)` (a negative one would turn the soft threshold into a magnitude expansion). :math:`S_t`
+convolves by FFT with a zero boundary
 (:func:`mbdl.operators.fourier.convolve`). Shapes: ``x`` ``(batch, h, w)``, iterates ``(batch, q h, q w)``.
 """
 
@@ -84,7 +86,7 @@ def shift_invariant_gram(operator: LinearOperator) -> Tensor:
 
 
 def matched_filter_kernels(operator: LinearOperator, size: Sequence[int]) -> Tensor:
-    r"""The sub-pixel kernels of :math:`A^H / \bar k[0]` for :math:`A = D_q C_h`, ``(q_z q_x, 1, k_z, k_x)`` (odd ``size`` in
+    r"""The sub-pixel kernels of :math:`A^H` for :math:`A = D_q C_h`, ``(q_z q_x, 1, k_z, k_x)`` (odd ``size`` in
     coarse pixels), float64: fine pixel :math:`i = c q + \phi` of :math:`A^H x` is
     :math:`\sum_d h[(c + d) q + o - i]\, x_{c + d}`, so phase :math:`\phi`'s kernel is :math:`h[d q + o - \phi]` (zero outside
     the PSF's support), with :math:`o` the decimation's offset. Applied by :func:`sub_pixel_convolution`."""
@@ -101,8 +103,16 @@ def matched_filter_kernels(operator: LinearOperator, size: Sequence[int]) -> Ten
             inside_z, inside_x = (iz >= 0) & (iz < h.shape[0]), (ix >= 0) & (ix < h.shape[1])
             block = h[iz.clamp(0, h.shape[0] - 1)][:, ix.clamp(0, h.shape[1] - 1)]
             kernels[pz, px] = block * inside_z[:, None] * inside_x[None, :]
-    gram = shift_invariant_gram(operator)
-    return kernels.reshape(qz * qx, 1, *size) / gram[gram.shape[0] // 2, gram.shape[1] // 2]
+    return kernels.reshape(qz * qx, 1, *size)
+
+
+def cropped(kernel: Tensor, size: Sequence[int]) -> Tensor:
+    """The centred ``size`` part of an odd-sized ``kernel`` (zero-padded where ``size`` is larger)."""
+    out = torch.zeros(tuple(size), dtype=kernel.dtype)
+    half = [min(k, n) // 2 for k, n in zip(kernel.shape, size)]
+    ck, co = [k // 2 for k in kernel.shape], [n // 2 for n in size]
+    out[co[0] - half[0] : co[0] + half[0] + 1, co[1] - half[1] : co[1] + half[1] + 1] = kernel[ck[0] - half[0] : ck[0] + half[0] + 1, ck[1] - half[1] : ck[1] + half[1] + 1]
+    return out
 
 
 def sub_pixel_convolution(x: Tensor, kernels: Tensor, factors: tuple[int, int]) -> Tensor:
@@ -117,21 +127,21 @@ def sub_pixel_convolution(x: Tensor, kernels: Tensor, factors: tuple[int, int]) 
 class ConvolutionalISTA(Iterative):
     r"""Learned convolutional ISTA with sub-pixel kernels :math:`W_t`, fine-grid kernels :math:`S_t` and thresholds
     :math:`\theta_t` held as :class:`~mbdl.algorithms.parameters.IterationParameter` (``"per_iteration"``: unfolded;
-    ``"shared"``: one set for all layers; ``"fixed"``: the soft-thresholded matched filter, untrained).
+    ``"shared"``: one set for all layers; ``"fixed"``: ISTA on the shift-invariant Gram, untrained).
 
     Args:
         operator: the assumed :math:`A`, a decimated 2-D convolution, images ``(H, W)`` to ``(h, w)``.
         iterations: layers ``T``.
-        threshold: the initial :math:`\theta` (in the units of :math:`s`).
-        kernel_w: odd size ``(kz, kx)`` of each phase's kernel of :math:`W_t`, in coarse pixels (from the matched filter).
-        kernel_s: odd size of :math:`S_t`, in fine pixels (from 0).
+        lam: the :math:`\lambda` of the ISTA the layers start as (thresholds :math:`\mu\lambda`).
+        kernel_w: odd size ``(kz, kx)`` of each phase's kernel of :math:`W_t`, in coarse pixels (from :math:`\mu A^H`).
+        kernel_s: odd size of :math:`S_t`, in fine pixels (from :math:`\delta - \mu\bar k`, cropped).
         mode: how the kernels and thresholds are held.
 
     Example:
         >>> import torch
         >>> from mbdl.operators import Convolution, Decimation
         >>> A = Decimation((16, 16), 2) @ Convolution(torch.ones(3, 3), (16, 16), "zero")
-        >>> net = ConvolutionalISTA(A, iterations=3, threshold=0.1, kernel_w=(3, 3), kernel_s=(7, 7))
+        >>> net = ConvolutionalISTA(A, iterations=3, lam=0.1, kernel_w=(3, 3), kernel_s=(7, 7))
         >>> net(torch.rand(4, 8, 8)).shape
         torch.Size([4, 16, 16])
     """
@@ -140,7 +150,7 @@ class ConvolutionalISTA(Iterative):
         self,
         operator: LinearOperator,
         iterations: int,
-        threshold: float,
+        lam: float,
         kernel_w: Sequence[int] = (7, 17),
         kernel_s: Sequence[int] = (15, 15),
         mode: Mode = "per_iteration",
@@ -149,19 +159,23 @@ class ConvolutionalISTA(Iterative):
         kernel_w, kernel_s = check_kernel_size(kernel_w, "method.kernel_w"), check_kernel_size(kernel_s, "method.kernel_s")
         self.iterations, self.operator = iterations, operator
         self.factors = decimated_convolution(operator)[1]
+        gram = shift_invariant_gram(operator)
         dtype = torch.get_default_dtype()
+        #: ISTA's step on the shift-invariant Gram, the unit of W_t and theta_t
+        self.step = 1.0 / float(gram.sum())
         #: the unit of the kernels S_t: one over their number of entries
         self.s_unit = 1.0 / math.prod(kernel_s)
+        s_init = (impulse(kernel_s) - self.step * cropped(gram, kernel_s)) / self.s_unit
         self.W = IterationParameter(matched_filter_kernels(operator, kernel_w).to(dtype), iterations, mode, "method.mode")
-        self.S = IterationParameter(torch.zeros(kernel_s, dtype=dtype), iterations, mode, "method.mode")
-        self.theta = IterationParameter(threshold, iterations, mode, "method.mode")
+        self.S = IterationParameter(s_init.to(dtype), iterations, mode, "method.mode")
+        self.theta = IterationParameter(lam, iterations, mode, "method.mode")
 
     def iterates(self, x: Tensor) -> Iterator[Tensor]:
         """Yield ``s^1, ..., s^T`` for coarse images ``x`` ``(batch, h, w)``, from ``s^0 = 0``."""
         s = None
         for t in range(self.iterations):
-            u = sub_pixel_convolution(x, self.W[t], self.factors)
+            u = sub_pixel_convolution(x, self.step * self.W[t], self.factors)
             if s is not None:
                 u = u + convolve(s, self.s_unit * self.S[t])
-            s = soft_threshold(u, self.theta[t].clamp(min=0.0))
+            s = soft_threshold(u, self.step * self.theta[t].clamp(min=0.0))
             yield s

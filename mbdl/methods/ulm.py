@@ -22,13 +22,13 @@ from mbdl.tasks.inverse_problem import LinearInverseProblem
 
 class ConvolutionalISTASolver(IterativeMethod):
     """Learned convolutional ISTA on the assumed operator (sub-pixel kernels ``W_t``, fine-grid kernels ``S_t`` and
-    thresholds ``θ_t`` per layer, every layer started as the soft-thresholded matched filter,
+    thresholds ``θ_t`` per layer, every layer started as an ISTA iteration,
     :class:`~mbdl.algorithms.conv_ista.ConvolutionalISTA`).
 
     Args:
         assumed: the task's assumed linear inverse problem (images to coarse images).
         iterations: layers.
-        threshold: the initial soft threshold (units of the fine map).
+        lam: the ``λ`` of the ISTA the layers start as (thresholds ``μ λ``, ``μ`` ISTA's step).
         kernel_w: odd size of each sub-pixel phase's kernel of ``W_t`` (coarse pixels, axial × lateral).
         kernel_s: odd kernel size of ``S_t`` (fine pixels).
         mode: ``"per_iteration"`` (unfolded), ``"shared"`` (tied layers) or ``"fixed"`` (untrained).
@@ -38,15 +38,15 @@ class ConvolutionalISTASolver(IterativeMethod):
         self,
         assumed: LinearInverseProblem,
         iterations: int = 10,
-        threshold: float = 0.5,
+        lam: float = 2.0,
         kernel_w: Sequence[int] = (7, 17),
         kernel_s: Sequence[int] = (21, 41),
         mode: Mode = "per_iteration",
     ) -> None:
         super().__init__(assumed)
         check_positive(iterations, "method.iterations", integer=True)
-        check_positive(threshold, "method.threshold", strict=False)
-        self.algorithm = ConvolutionalISTA(assumed.operator, iterations, threshold, tuple(kernel_w), tuple(kernel_s), mode)
+        check_positive(lam, "method.lam", strict=False)
+        self.algorithm = ConvolutionalISTA(assumed.operator, iterations, lam, tuple(kernel_w), tuple(kernel_s), mode)
 
 
 class DeepULM(Method):

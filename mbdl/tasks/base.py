@@ -129,6 +129,12 @@ class Task(ABC):
     def references(self, data: Batch) -> dict[str, Reference]:
         """For some of the metrics, the bound or reference on ``data``."""
 
+    def calibrate(self, estimate: Tensor, data: Batch) -> dict[str, float]:
+        """Choose the metrics' own settings (e.g. a detection threshold) on the validation set's estimates; called
+        before :meth:`evaluate` of the validation set, the choice then stands for the test set. Returns the chosen
+        values for the record (``calibration/<name>``); by default nothing is chosen."""
+        return {}
+
     def supervised_loss(self, estimate: Tensor, s: Tensor) -> Tensor:
         """Mean squared error to the labels ``s``."""
         return (estimate - s).abs().square().mean()

@@ -23,7 +23,10 @@ Metrics. Bubbles are detected in an estimated map as local maxima (3 × 3) whose
 ``detection_threshold``, localized at the 3 × 3 centroid, and matched to the true bubbles of the image by
 the assignment that maximises the number of pairs closer than ``match_tolerance_mm`` and then minimises their
 total distance (``scipy.optimize.linear_sum_assignment``): precision, recall and F1 pooled over the test set,
-the localization RMSE (µm) of the matched pairs, and the NMSE (dB) of the fine map.
+the localization RMSE (µm) of the matched pairs, and the NMSE (dB) of the fine map. Each method's maps have their
+own amplitude scale (an ℓ1 solution is shrunk by λ, a network trained on a blurred MSE spreads a bubble it cannot
+place), so by default (``threshold_on_validation``) the threshold is the one of the best F1 on the validation maps
+(:meth:`LocalizationMicroscopy.calibrate`), then fixed for the test set.
 
 Bound and reference. ``nmse_db``: least squares with an oracle that knows every bubble's true position and the
 true PSF, :math:`\hat a = (G^\top G)^{-1} G^\top x` with the columns :math:`g(r_p - r_k)`; its fine-map error is
@@ -111,18 +114,17 @@ def isolated_bubble_crb_mm2(pixel_mm: tuple[float, float], psf_std_mm: tuple[flo
     return float(crb[0]), float(crb[1])
 
 
-def detect(maps: Tensor, threshold: float, fine_pixel_mm: tuple[float, float]) -> tuple[Tensor, Tensor]:
-    """Bubbles in estimated fine maps: local maxima (3 × 3) of the positive part whose 3 × 3 sum exceeds ``threshold``,
-    at the 3 × 3 centroid. Of equal neighbouring maxima (a bubble split evenly over two pixels) the first in raster
-    order counts.
+def peaks(maps: Tensor, fine_pixel_mm: tuple[float, float]) -> tuple[Tensor, Tensor, Tensor]:
+    """Every candidate bubble of estimated fine maps: the local maxima (3 × 3) of the positive part, at the 3 × 3
+    centroid. Of equal neighbouring maxima (a bubble split evenly over two pixels) the first in raster order counts.
 
     Args:
         maps: ``(batch, H, W)`` fine maps.
-        threshold: the least 3 × 3 sum (amplitude units) of a detection.
         fine_pixel_mm: the fine pixel (axial, lateral) in mm.
 
     Returns:
-        ``(m,)`` the image of each detection and ``(m, 2)`` its position (axial, lateral) in mm.
+        ``(m,)`` the image of each peak (in image order), ``(m, 2)`` its position (axial, lateral) in mm and ``(m,)`` its mass, the
+        3 × 3 sum of the positive part around it (amplitude units).
     """
     m = maps.detach().float().clamp(min=0.0)[:, None]
     padded = functional.pad(m, (1, 1, 1, 1))
@@ -131,12 +133,57 @@ def detect(maps: Tensor, threshold: float, fine_pixel_mm: tuple[float, float]) -
     offsets = torch.tensor([-1.0, 0.0, 1.0], device=m.device)
     weights = torch.stack([torch.ones(3, 3, device=m.device), offsets[:, None].expand(3, 3), offsets[None, :].expand(3, 3)])[:, None]
     mass, moment_z, moment_x = functional.conv2d(m, weights, padding=1).unbind(1)  # 3x3 sum and first moments
-    found = peak[:, 0] & (mass > threshold)
-    image, i, j = found.nonzero(as_tuple=True)
+    image, i, j = peak[:, 0].nonzero(as_tuple=True)
     total = mass[image, i, j]
     z = (i.float() + 0.5 + moment_z[image, i, j] / total) * fine_pixel_mm[0]
     x = (j.float() + 0.5 + moment_x[image, i, j] / total) * fine_pixel_mm[1]
-    return image, torch.stack([z, x], dim=1)
+    return image, torch.stack([z, x], dim=1), total
+
+
+def detect(maps: Tensor, threshold: float, fine_pixel_mm: tuple[float, float]) -> tuple[Tensor, Tensor]:
+    """Bubbles in estimated fine maps: the :func:`peaks` whose mass (3 × 3 sum) exceeds ``threshold``.
+
+    Returns:
+        ``(m,)`` the image of each detection and ``(m, 2)`` its position (axial, lateral) in mm.
+    """
+    image, positions, mass = peaks(maps, fine_pixel_mm)
+    keep = mass > threshold
+    return image[keep], positions[keep]
+
+
+def per_image(image: Tensor, positions: Tensor, n: int) -> list[np.ndarray]:
+    """Detections ``(m,)`` images (in image order, as :func:`peaks` gives them) and ``(m, 2)`` positions as one
+    ``(m_i, 2)`` array per image of ``n``."""
+    counts = torch.bincount(image, minlength=n).tolist()
+    return [p.double().cpu().numpy() for p in torch.split(positions, counts)]
+
+
+def f1_score(tp: int, fp: int, fn: int) -> float:
+    r""":math:`F_1 = 2\,TP / (2\,TP + FP + FN)` (1 when there is nothing to find and nothing is found)."""
+    return 2 * tp / (2 * tp + fp + fn) if tp + fp + fn else 1.0
+
+
+def best_threshold(maps: Tensor, true_mm: list[np.ndarray], fine_pixel_mm: tuple[float, float], tolerance_mm: float, levels: int = 64) -> float:
+    r"""The detection threshold (least 3 × 3 sum) that maximises the pooled F1 of :func:`detect` and :func:`match`.
+
+    The F1 changes only where the threshold crosses a peak's mass, so the candidates are 0 and the masses of the
+    :func:`peaks` (largest first) of ranks :math:`1, \dots,` ``levels`` and of ``levels`` ranks on a geometric grid
+    from 1 to their number :math:`P` (every peak when :math:`P \le` ``levels``): finest among the largest peaks, where
+    the threshold between the bubbles and many small noise peaks lies; a map and its multiple :math:`c\,\hat s` get
+    thresholds in ratio :math:`c`. Of equal F1 the middle candidate is taken. Without any peak, 0.
+    """
+    image, positions, mass = peaks(maps, fine_pixel_mm)
+    if len(mass) == 0:
+        return 0.0
+    geometric = torch.logspace(0.0, math.log10(len(mass)), levels, dtype=torch.float64).round().long() - 1
+    ranks = torch.cat([torch.arange(min(len(mass), levels)), geometric]).unique()
+    candidates = torch.cat([torch.zeros(1), mass.sort(descending=True).values[ranks]]).unique()
+    scores = []
+    for threshold in candidates:
+        keep = mass > threshold
+        scores.append(f1_score(*match(true_mm, per_image(image[keep], positions[keep], len(maps)), tolerance_mm)[:3]))
+    best = np.flatnonzero(np.asarray(scores) == max(scores))
+    return float(candidates[best[len(best) // 2]])
 
 
 def match(true_mm: list[np.ndarray], found_mm: list[np.ndarray], tolerance_mm: float) -> tuple[int, int, int, np.ndarray]:
@@ -177,7 +224,10 @@ class LocalizationMicroscopy(Task):
         snr_db: peak SNR of a mean bubble, ``20 log10(amplitude/σ)`` (``None``: use ``noise_std``).
         psf_mismatch: the methods are told the PSF std ``(1 + psf_mismatch)`` times the true one.
         psf_radius: the assumed kernel extends ``psf_radius`` PSF stds each side.
-        detection_threshold: least 3 × 3 sum of a detection (amplitude units).
+        detection_threshold: least 3 × 3 sum of a detection (amplitude units); with ``threshold_on_validation`` only
+            until :meth:`calibrate` has chosen it.
+        threshold_on_validation: choose the detection threshold on the validation estimates (:func:`best_threshold`),
+            as each method's maps have their own amplitude scale.
         match_tolerance_mm: largest distance of a matched pair.
         loss_blur_px: std (fine pixels) of the Gaussian that blurs estimate and target in the supervised loss
             (Deep-ULM's loss; 0: the plain MSE).
@@ -209,6 +259,7 @@ class LocalizationMicroscopy(Task):
         psf_mismatch: float = 0.0,
         psf_radius: float = 4.0,
         detection_threshold: float = 1.0,
+        threshold_on_validation: bool = True,
         match_tolerance_mm: float = 0.06,
         loss_blur_px: float = 1.0,
         unsupervised_loss: str = "consistency",
@@ -235,7 +286,9 @@ class LocalizationMicroscopy(Task):
         self.loss_blur_px = float(loss_blur_px)
         self.q, self.density, self.amplitude, self.amplitude_spread = q, float(density), float(amplitude), float(amplitude_spread)
         self.noise_std = noise_level(snr_db, noise_std, amplitude)
+        require(isinstance(threshold_on_validation, bool), "task.threshold_on_validation", f"must be true or false, got {threshold_on_validation!r}")
         self.detection_threshold, self.match_tolerance_mm = float(detection_threshold), float(match_tolerance_mm)
+        self.threshold_on_validation = threshold_on_validation
         self.unsupervised_kind, self.lasso_lam = unsupervised_loss, lasso_lam
         self.set_sizes(n_train, n_val, n_test)
         self.fine_shape = (self.shape[0] * q, self.shape[1] * q)
@@ -275,16 +328,22 @@ class LocalizationMicroscopy(Task):
 
     def localize(self, estimate: Tensor) -> list[np.ndarray]:
         """Each image's detections (mm) in the estimated fine maps ``(batch, q h, q w)`` (:func:`detect`)."""
-        image, positions = detect(estimate, self.detection_threshold, self.fine_pixel_mm)
-        counts = torch.bincount(image, minlength=len(estimate)).tolist()
-        return [p.double().cpu().numpy() for p in torch.split(positions, counts)]
+        return per_image(*detect(estimate, self.detection_threshold, self.fine_pixel_mm), len(estimate))
+
+    def calibrate(self, estimate: Tensor, data: Batch) -> dict[str, float]:
+        """With ``threshold_on_validation``, the detection threshold of the best F1 on these (validation) maps
+        (:func:`best_threshold`), kept for every later :meth:`evaluate`."""
+        if not self.threshold_on_validation:
+            return {}
+        self.detection_threshold = best_threshold(estimate, self.true_positions(data), self.fine_pixel_mm, self.match_tolerance_mm)
+        return {"detection_threshold": self.detection_threshold}
 
     def evaluate(self, estimate: Tensor, data: Batch) -> dict[str, float]:
         """Detection precision, recall, F1, localization RMSE (µm) and NMSE (dB) of fine maps ``(batch, q h, q w)``."""
         tp, fp, fn, distances = match(self.true_positions(data), self.localize(estimate), self.match_tolerance_mm)
         error = (estimate.double() - data["s"].double()).square().sum().item()
         return {
-            "f1": 2 * tp / (2 * tp + fp + fn) if tp + fp + fn else 1.0,
+            "f1": f1_score(tp, fp, fn),
             "precision": tp / (tp + fp) if tp + fp else 0.0,
             "recall": tp / (tp + fn) if tp + fn else 1.0,
             "rmse_um": 1e3 * math.sqrt(np.mean(distances**2)) if len(distances) else math.nan,

@@ -49,7 +49,8 @@ class Experiment(L.LightningModule):
         scheduler: builds its learning-rate schedule, ``scheduler(optimizer)``; ``None``: constant.
 
     After ``trainer.test`` on split ``name`` (:meth:`evaluate_on`), :attr:`estimates` ``[name]`` holds the
-    estimate of that split and :attr:`results` ``<name>/<metric>``, and for the test split also
+    estimate of that split and :attr:`results` ``<name>/<metric>`` (for the validation split also the task's
+    ``calibration/<name>``, :meth:`~mbdl.tasks.base.Task.calibrate`, which the test split's metrics then use), and for the test split also
     ``bound/<metric>`` or ``reference/<metric>`` with ``reference_names``, ``curve/<metric>`` (one value per
     iteration, for iterative methods; with ``curve_samples`` when :data:`CURVE_BYTES` limited it to the samples of the first
     test batches), ``infer_ms_per_sample``, and ``flops_per_sample`` with ``flops_uncounted``
@@ -179,7 +180,9 @@ class Experiment(L.LightningModule):
     def on_test_epoch_end(self) -> None:
         task, split, data = self.task, self.split, self._split_data
         estimate = self.estimates[split] = self._split_rows(self._estimates)
-        results = {f"{split}/{k}": v for k, v in task.evaluate(estimate, data).items()}
+        # the metrics' own settings are chosen on validation only (every rank gathers the same estimates)
+        results = {f"calibration/{k}": v for k, v in task.calibrate(estimate, data).items()} if split == "val" else {}
+        results.update({f"{split}/{k}": v for k, v in task.evaluate(estimate, data).items()})
         if split == "test":
             references = task.references(data)
             results.update({f"{ref.prefix}/{k}": ref.value for k, ref in references.items()})
