@@ -46,6 +46,7 @@ bench: $(STAMP)
 	$(BIN)/python scripts/bench_kalman.py
 	$(BIN)/python scripts/bench_overhead.py
 	$(BIN)/python scripts/bench_steps.py
+	$(BIN)/python scripts/bench_precision.py
 	$(BIN)/python scripts/bench_sweep.py --epochs 1
 
 clean:
