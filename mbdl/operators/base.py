@@ -45,17 +45,26 @@ def no_autocast(t: Tensor) -> torch.autocast:
     return torch.autocast(t.device.type, enabled=False)
 
 
+def autocasting(t: Tensor) -> bool:
+    """Whether autocast is on for ``t``'s device."""
+    try:
+        return torch.is_autocast_enabled(t.device.type)
+    except TypeError:  # torch < 2.4 takes no device type
+        return torch.is_autocast_cpu_enabled() if t.device.type == "cpu" else torch.is_autocast_enabled()
+
+
 def exact(method: Callable[..., Tensor]) -> Callable[..., Tensor]:
     r"""``method(self, *tensors)`` outside autocast, with half-precision tensor arguments in float32.
 
     Every :class:`LinearOperator` subclass's ``forward``, ``adjoint``, ``gram`` and ``solve`` are wrapped in it:
     under ``bf16-mixed`` a measurement :math:`\Phi s` in bfloat16 would carry a relative error of 2⁻⁸, larger than
-    the residual :math:`\Phi s - x` of a good reconstruction."""
+    the residual :math:`\Phi s - x` of a good reconstruction. Outside autocast, on full-precision input, it costs a
+    check (~2 µs), not the context switch (~7 µs on a 150×200 ``Matrix``, a fifth of its product at batch 50)."""
 
     @functools.wraps(method)
     def wrapped(self: nn.Module, *args: object, **kwargs: object) -> Tensor:
-        tensor = next((a for a in args if isinstance(a, Tensor)), None)
-        if tensor is None:
+        tensor = args[-1] if args else None  # the signal or measurement: the last positional argument of all four
+        if not isinstance(tensor, Tensor) or (tensor.dtype not in HALF and not autocasting(tensor)):
             return method(self, *args, **kwargs)
         with no_autocast(tensor):
             return method(self, *(a.float() if isinstance(a, Tensor) and a.dtype in HALF else a for a in args), **kwargs)
