@@ -58,6 +58,14 @@ def parser(description: str) -> argparse.ArgumentParser:
     return p
 
 
+def compose_config(*overrides: str) -> Any:
+    """The composed config (a ``DictConfig``) of ``overrides``, as ``python -m mbdl`` would see it."""
+    from hydra import compose, initialize_config_dir
+
+    with initialize_config_dir(config_dir=str(ROOT / "configs"), version_base="1.3"):
+        return compose("config", overrides=list(overrides))
+
+
 def setup_torch(device: str, threads: int) -> Callable[[], None]:
     """Set the thread count and return the synchronisation to call around timed regions."""
     import torch

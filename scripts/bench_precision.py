@@ -17,8 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import torch
-from bench_harness import ROOT, compare, fmt_ratio, markdown_table, parser, ratio, report, setup_torch
-from hydra import compose, initialize_config_dir
+from bench_harness import compare, compose_config, fmt_ratio, markdown_table, parser, ratio, report, setup_torch
 
 NETWORKS = {
     "ISTA-Net⁺, 9 phases × 16 channels": ("experiment=istanet_cs",),
@@ -32,8 +31,7 @@ def training_step(overrides: tuple[str, ...], bf16: bool, channels_last: bool, b
     as the validation crops are)."""
     from mbdl.run import build
 
-    with initialize_config_dir(config_dir=str(ROOT / "configs"), version_base="1.3"):
-        cfg = compose("config", overrides=[*overrides, "task.crop=33", f"task.n_val={batch}", "~logger", "seed=0"])
+    cfg = compose_config(*overrides, "task.crop=33", f"task.n_val={batch}", "~logger", "seed=0")
     _, method, data, module = build(cfg)
     method.to(device)
     if not channels_last:

@@ -19,9 +19,7 @@ import time
 from collections.abc import Callable
 
 import torch
-from bench_harness import ROOT, Timing, fmt_seconds, markdown_table, parser, report, setup_torch
-from hydra import compose, initialize_config_dir
-from omegaconf import DictConfig
+from bench_harness import Timing, compose_config, fmt_seconds, markdown_table, parser, report, setup_torch
 
 #: the trained points of each task's spectrum.
 METHODS = [f"{task}/{method}" for task in ("sparse_recovery", "tracking", "doa") for method in ("learned_optimizer", "unfolded", "dnn_aided", "black_box")]
@@ -29,12 +27,6 @@ METHODS = [f"{task}/{method}" for task in ("sparse_recovery", "tracking", "doa")
 BATCHES = 20
 #: the two epoch counts; their difference times BATCHES is the number of steps the per-step cost is taken over.
 EPOCHS = (1, 4)
-
-
-def compose_config(*overrides: str) -> DictConfig:
-    """The composed config of ``overrides``, as ``python -m mbdl`` would see it."""
-    with initialize_config_dir(config_dir=str(ROOT / "configs"), version_base="1.3"):
-        return compose("config", overrides=list(overrides))
 
 
 def cases(name: str, workdir: str) -> dict[str, Callable[[], None]]:
