@@ -32,7 +32,7 @@ import numpy as np
 import torch
 from filterpy.kalman import KalmanFilter as FilterpyKF
 
-from bench_harness import ROOT, Timing, compare, fmt_mib, fmt_ratio, markdown_table, parser, peak_memory_mib, ratio, report, run_process, setup_torch
+from bench_harness import Timing, compare, compose_config, fmt_mib, fmt_ratio, markdown_table, parser, peak_memory_mib, ratio, report, run_process, setup_torch
 from mbdl.results.record import RECORD_NAME
 from mbdl.algorithms.kalman import kalman_filter
 from mbdl.tasks.state_space import canonical
@@ -139,14 +139,12 @@ def lean_kalman_filter(x: torch.Tensor, F: torch.Tensor, H: torch.Tensor, Q: tor
 def training_step(args) -> str:  # noqa: ANN001 - argparse namespace
     """Time and count the operations of one training step of the Ex. 5.2 learned-V KF, batch 1 and 20,
     with mbdl's filter and with :func:`lean_kalman_filter`."""
-    from hydra import compose, initialize_config_dir
     from torch.profiler import ProfilerActivity, profile
 
     from mbdl.run import build
 
     setup_torch(args.device, args.threads)
-    with initialize_config_dir(config_dir=str(ROOT / "configs"), version_base="1.3"):
-        cfg = compose("config", overrides=["experiment=book_learned_v"])
+    cfg = compose_config("experiment=book_learned_v")
     task, method, data, _ = build(cfg)
     train = data.split("train")
     steps = train["x"].shape[1]
@@ -156,13 +154,13 @@ def training_step(args) -> str:  # noqa: ANN001 - argparse namespace
     def lean(batch: dict[str, torch.Tensor]) -> torch.Tensor:
         return lean_kalman_filter(batch["x"], model.F, model.H, method.Q(), method.R(), model.s0, model.P0)
 
-    filters = {"mbdl": method, "proposed lean recursion": lean}
+    filters = {"mbdl": lambda batch: method(batch["x"]), "proposed lean recursion": lean}
     with torch.no_grad():
-        difference = (method(train) - lean(train)).abs().max().item()
+        difference = (filters["mbdl"](train) - lean(train)).abs().max().item()
 
     def step(estimator: Callable, batch: dict[str, torch.Tensor]) -> None:
         method.zero_grad()
-        task.supervised_loss(estimator(batch), batch).backward()
+        task.supervised_loss(estimator(batch), batch["s"]).backward()
 
     def forward(estimator: Callable, batch: dict[str, torch.Tensor]) -> None:
         with torch.no_grad():
