@@ -29,6 +29,14 @@ parameterisation of this one iteration (:class:`RobustPCA`):
 
 The SVD filter of clinical practice (:class:`SVDFilter`) keeps as clutter the top ``rank`` singular components of
 :math:`D`. Iterates are :math:`(L, S)` stacked, ``(batch, 2, T, h, w)``.
+
+Every variant starts from :math:`(L^0, S^0) = (D, 0)`: all of the data is clutter before the first iteration, the SVD
+filter's premise. The problem is convex, so the optimum is that of a start from zero, but the way there is not: from
+zero the shared gradient step puts half of :math:`D`, clutter included, into :math:`S`, and only the difference of the
+two regularisers' steps (:math:`\mu\lambda` a singular value per iteration) moves it back, while the tissue's top
+singular value is ~10× the blood's. On 16 × 16 × 20 patches at :math:`\lambda_L = 3, \lambda_S = 0.1`, FISTA's
+NMSE of :math:`S` after 10 iterations is +8.6 dB from zero and −3.1 dB from :math:`(D, 0)`; after 100 both are
+−6.5 dB (docs/ultrasound.md).
 """
 
 from __future__ import annotations
@@ -108,6 +116,9 @@ class RobustPCA(Iterative):
         accelerate: FISTA momentum (the plain gradient step only).
         mixing: per-layer modules ``(D, L, S) -> (U_L, U_S)`` replacing the gradient step (CORONA).
         sparse_prox: per-layer modules ``U_S -> S`` replacing the soft threshold (DNN-aided).
+        gauss_seidel: the sparse step reads the new :math:`L^{t+1}` (block Gauss–Seidel: :math:`U_S` from
+            :math:`(D, L^{t+1}, S^t)`; with the gradient step each block's Lipschitz constant is 1, so :math:`\mu \le 1`,
+            and :math:`\mu = 1` is exact alternating minimisation); otherwise both steps read :math:`(L^t, S^t)`.
 
     Example:
         >>> import torch
@@ -126,9 +137,10 @@ class RobustPCA(Iterative):
         accelerate: bool = False,
         mixing: IterationModules | None = None,
         sparse_prox: IterationModules | None = None,
+        gauss_seidel: bool = False,
     ) -> None:
         super().__init__()
-        self.iterations, self.accelerate = iterations, accelerate and mixing is None
+        self.iterations, self.accelerate, self.gauss_seidel = iterations, accelerate and mixing is None, gauss_seidel
         self.mixing, self.sparse_prox = mixing, sparse_prox
         if mixing is None:
             self.step = IterationParameter(step, iterations, mode, "method.mode")
@@ -144,12 +156,15 @@ class RobustPCA(Iterative):
         return L - self.step[t] * gradient, S - self.step[t] * gradient
 
     def iterates(self, frames: Tensor) -> Iterator[Tensor]:
-        """Yield :math:`(L^t, S^t)` ``(batch, 2, T, h, w)``, ``t = 1..T``, for frames :math:`D` ``(batch, T, h, w)``, from zero."""
-        L = S = torch.zeros_like(frames)
+        """Yield :math:`(L^t, S^t)` ``(batch, 2, T, h, w)``, ``t = 1..T``, for frames :math:`D` ``(batch, T, h, w)``, from
+        :math:`(L^0, S^0) = (D, 0)` (see the module docstring)."""
+        L, S = frames, torch.zeros_like(frames)
         zL, zS, q = L, S, 1.0
         for t in range(self.iterations):
             uL, uS = self.update(frames, zL, zS, t)
             L_next = from_casorati(singular_value_threshold(casorati(uL), self.theta_low_rank[t]), frames.shape[-2:])
+            if self.gauss_seidel:
+                uS = self.update(frames, L_next, zS, t)[1]
             S_next = self.sparse_prox[t](uS) if self.sparse_prox is not None else soft_threshold(uS, self.theta_sparse[t])
             if self.accelerate:
                 q_next = 0.5 * (1.0 + math.sqrt(1.0 + 4.0 * q * q))

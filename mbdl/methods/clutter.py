@@ -26,6 +26,7 @@ from mbdl.nets.ultrasound import ConvolutionalMixing, Res3dC, ThresholdedResidua
 from mbdl.tasks.clutter import LowRankPlusSparse
 
 ALGORITHMS = ("svd", "ista", "fista")
+ORDERS = ("jacobi", "gauss_seidel")
 
 
 def check_rpca(lam_low_rank: float, lam_sparse: float, step: float, iterations: int) -> None:
@@ -80,6 +81,9 @@ class CORONA(IterativeMethod):
             layers; CORONA: 5 for the first three layers, then 3).
         lam_low_rank, lam_sparse: the ISTA the thresholds start from (:math:`\\theta = \\mu\\lambda`).
         step: :math:`\\mu` of that ISTA.
+        order: ``jacobi`` (CORONA's layer: both updates read the previous :math:`(L, S)`) or ``gauss_seidel`` (the
+            sparse update reads the new :math:`L`; with ``step`` 1 each layer starts as alternating minimisation, so
+            one layer is already SVT, then the soft threshold of the remainder: docs/ultrasound.md).
     """
 
     def __init__(
@@ -90,13 +94,15 @@ class CORONA(IterativeMethod):
         lam_low_rank: float = 3.0,
         lam_sparse: float = 0.1,
         step: float = 0.5,
+        order: str = "jacobi",
     ) -> None:
         super().__init__(assumed)
         check_rpca(lam_low_rank, lam_sparse, step, iterations)
+        check_choice(order, "method.order", ORDERS)
         require(isinstance(kernel_sizes, Sequence) and len(kernel_sizes) > 0, "method.kernel_sizes", f"must be a list of odd sizes, got {kernel_sizes!r}")
         sizes = iter([kernel_sizes[min(t, len(kernel_sizes) - 1)] for t in range(iterations)])
         mixing = IterationModules(lambda: ConvolutionalMixing(next(sizes), step), iterations, tied=False)  # layer t gets the t-th size
-        self.algorithm = RobustPCA(iterations, lam_low_rank, lam_sparse, step, "per_iteration", mixing=mixing)
+        self.algorithm = RobustPCA(iterations, lam_low_rank, lam_sparse, step, "per_iteration", mixing=mixing, gauss_seidel=order == "gauss_seidel")
 
 
 class NeuralRobustPCA(IterativeMethod):
