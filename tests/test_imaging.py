@@ -179,6 +179,26 @@ def test_linear_start_is_the_least_squares_qinit_of_the_blocks_it_saw():
     assert torch.allclose(start.Q.double(), expected, atol=1e-4)
 
 
+def test_pnp_fits_its_qinit_in_closed_form_on_block_cs_only(denoiser_file):
+    """Plug-and-play learns nothing by gradient steps; on block CS its start's Q is the least-squares fit of the
+    training pairs (torch's lstsq here), fitted by the runner's closed-form path; on MRI there is nothing to fit."""
+    from mbdl.methods.base import fits_in_closed_form
+    from mbdl.methods.imaging import DNNAided
+    from mbdl.operators import MaskedFourier
+    from mbdl.tasks.inverse_problem import LinearInverseProblem
+
+    phi = torch.linalg.qr(torch.randn(64, 12, dtype=F64)).Q.T.float()
+    A = BlockCompressiveSensing(phi, (1, 16, 16), block=8)
+    pnp = DNNAided(LinearInverseProblem(A), "pnp", iterations=2, denoiser=str(denoiser_file))
+    assert fits_in_closed_form(pnp, "discriminative", "supervised", fresh_data=False) and pnp.trainable_parameters == 0
+    s = torch.rand(40, 1, 16, 16)
+    assert pnp.fit_model(A(s), s) == 0
+    S, Y = A.blocks(s).reshape(-1, 64).double(), A(s).reshape(-1, 12).double()
+    assert torch.allclose(pnp.start.Q.double(), torch.linalg.lstsq(Y, S).solution.T, atol=1e-4)
+    mri = DNNAided(LinearInverseProblem(MaskedFourier((torch.rand(16, 16) < 0.5).float(), real=True)), "pnp", iterations=2, denoiser=str(denoiser_file))
+    assert mri.closed_form is None and not fits_in_closed_form(mri, "discriminative", "supervised", fresh_data=False)
+
+
 def test_image_metrics_follow_istanets_conventions():
     from skimage.metrics import structural_similarity
 
