@@ -134,7 +134,7 @@ def command(overrides: tuple[str, ...], grid: dict[str, tuple], record: dict | N
     text = f"`python -m mbdl {key(overrides)}`"
     if grid:
         text += " with " + ", ".join(f"{o} from {list(v)}" for o, v in grid.items()) + " on validation"
-        if record is not None and "chosen" in record:  # (a record from before the row had its grid has no choice)
+        if record is not None:
             text += " (chose " + ", ".join(f"{o}={v}" for o, v in record["chosen"].items()) + ")"
     return text
 
