@@ -34,6 +34,12 @@ def task(**options) -> ClutterSuppression:
     return ClutterSuppression(**{"shape": (16, 16), "frames": 10, "n_train": 8, "n_val": 8, "n_test": 8, **options})
 
 
+def numpy_svt(M: np.ndarray, theta: float) -> np.ndarray:
+    """The singular-value threshold of a batch of matrices ``(..., m, n)`` by numpy's SVD (the independent reference)."""
+    U, sigma, Vh = np.linalg.svd(M, full_matrices=False)
+    return (U * np.maximum(sigma - theta, 0)[..., None, :]) @ Vh
+
+
 def complex_randn(*shape: int, generator: torch.Generator) -> torch.Tensor:
     return torch.complex(torch.randn(*shape, generator=generator, dtype=torch.float64), torch.randn(*shape, generator=generator, dtype=torch.float64))
 
@@ -91,7 +97,7 @@ def test_realised_noise_psf_width_and_support():
 def test_singular_value_threshold_is_numpys_svd_shrunk():
     M = complex_randn(3, 7, 5, generator=torch.Generator().manual_seed(0))
     U, s, Vh = np.linalg.svd(M.numpy(), full_matrices=False)
-    expected = (U * np.maximum(s - 1.2, 0)[:, None, :]) @ Vh
+    expected = numpy_svt(M.numpy(), 1.2)
     np.testing.assert_allclose(singular_value_threshold(M, 1.2).numpy(), expected, atol=1e-12)
     low = SVDFilter(2)(M.transpose(-1, -2).unflatten(-1, (1, 7)))  # frames (3, 5, 1, 7): Casorati (3, 7, 5)
     expected_low = (U[..., :2] * s[:, None, :2]) @ Vh[:, :2]
@@ -130,8 +136,7 @@ def test_robust_pca_starts_with_all_of_the_data_as_clutter():
     a, b, mu = 3.0, 0.1, 0.5
     first = next(RobustPCA(1, a, b, mu).iterates(D))
     M = casorati(D).numpy()
-    U, sigma, Vh = np.linalg.svd(M, full_matrices=False)
-    svt = from_casorati(torch.from_numpy((U * np.maximum(sigma - mu * a, 0)[:, None, :]) @ Vh), D.shape[-2:])
+    svt = from_casorati(torch.from_numpy(numpy_svt(M, mu * a)), D.shape[-2:])
     torch.testing.assert_close(first[:, 0], svt, atol=1e-9, rtol=0)
     assert first[:, 1].abs().max() == 0
 
@@ -143,8 +148,7 @@ def test_robust_pca_starts_with_all_of_the_data_as_clutter():
         q = 1.0
         for _ in range(iterations):
             G = zL + zS - M
-            U, sigma, Vh = np.linalg.svd(zL - mu * G, full_matrices=False)
-            L_next = (U * np.maximum(sigma - mu * a, 0)[:, None, :]) @ Vh
+            L_next = numpy_svt(zL - mu * G, mu * a)
             V = zS - mu * G
             S_next = np.exp(1j * np.angle(V)) * np.maximum(np.abs(V) - mu * b, 0)
             q_next = 0.5 * (1 + np.sqrt(1 + 4 * q * q))
@@ -177,8 +181,7 @@ def test_gauss_seidel_corona_starts_as_alternating_minimisation():
     M = casorati(D).numpy().astype(np.complex128)
     L, S, expected = M, np.zeros_like(M), []
     for _ in range(layers):
-        U, sigma, Vh = np.linalg.svd(M - S, full_matrices=False)
-        L = (U * np.maximum(sigma - a, 0)[:, None, :]) @ Vh
+        L = numpy_svt(M - S, a)
         R = M - L
         S = np.exp(1j * np.angle(R)) * np.maximum(np.abs(R) - b, 0)
         expected.append(np.stack([L, S], axis=1))
