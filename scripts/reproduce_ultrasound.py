@@ -293,13 +293,13 @@ Written by `.venv/bin/python scripts/reproduce_ultrasound.py` (every command is 
 validation loss, patience 5, as configured). Machine: {machine}, {cores} cores shared with other engineers' jobs
 (the load column), one torch thread, `nice -n 10`; last written {when} UTC.
 
-**Reduced settings** (2 CPU cores, ≤ ~10 min a row), against CORONA's 2400 training / 800 validation patches of
+**Reduced settings** (2 CPU cores, ≤ ~15 min a row), against CORONA's 2400 training / 800 validation patches of
 32 × 32 × 20 and 50 epochs on a GPU: clutter patches of 16 × 16 pixels × 20 frames, 400 training, 100 validation and
 100 test sequences, 10 epochs (the configs' default; CORONA's Res3dC anchor is also after 10 epochs; two rows repeat
 CORONA with 10 layers and Res3dC with 30); ULM 16 × 16 coarse images (q = 4: 64 × 64 fine), 200 validation and
 500 test images; the trained rows see 500 fresh simulated images an epoch for 40 epochs (20 000 in all; the unfolded
-network's learning rate chosen on validation at each density). ULM's detection threshold is chosen on the validation maps of each row (`task.threshold_on_validation`),
-as each method's maps have their own amplitude scale. Unfolded, DNN-aided
+network's learning rate chosen on validation at each density). ULM's detection threshold is chosen on the validation
+maps of each row (`task.threshold_on_validation`), as each method's maps have their own amplitude scale. Unfolded, DNN-aided
 and black-box rows of a section train on the same data (same seed and size). The numbers are not CORONA's: its
 anchors are validation losses on its own simulation at full size. The CNR averages the test patches that have a
 background (pixels no bubble reaches in 20 frames): on 16 × 16 patches the blood covers nearly everything, and only
