@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import os
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +14,9 @@ import torch
 from mbdl.config import ConfigError
 from mbdl.operators import BlockCompressiveSensing, Convolution, MaskedFourier, PerShape, WaveletSynthesis
 from tests.helpers import run_config
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
+import mri_head_training_folder  # noqa: E402
 
 F64 = torch.float64
 #: ISTA-Net's data (Set11, brain_test, Phi, masks): $MBDL_DATA/istanet, by default the shared data folder.
@@ -226,6 +230,32 @@ def test_random_crops_are_flipped_parts_of_the_images_and_follow_the_generator()
         top_left = crop.min().item()
         r, c = divmod(int(top_left), 40)
         assert torch.equal(torch.sort(crop.flatten()).values, torch.sort(image[r : r + 6, c : c + 6].flatten()).values)
+
+
+def test_the_mri_head_training_folder_is_scikit_images_images_and_the_mr_slice(tmp_path):
+    from mbdl.tasks.images import SKIMAGE_TRAINING, folder_images
+
+    files = mri_head_training_folder.write_folder(tmp_path, copies=2)
+    images, names = folder_images(tmp_path, "dir")
+    assert len(files) == len(images) == len(SKIMAGE_TRAINING) + 2 and {"mri_head_0", "mri_head_1"} < set(names)
+    head = images[names.index("mri_head_0")]
+    assert head.shape == (256, 256) and head.max() == 1.0 and np.median(head) < 0.05  # the dark background of an MR image
+
+
+@needs_istanet
+def test_the_mr_slice_is_no_brain_test_image():
+    """Its largest normalised circular cross-correlation with any of the 50 test images, over the 8 flips and
+    transposes, is far from the 1 of a copy (0.74 measured)."""
+    from mbdl.tasks.images import folder_images
+
+    head = mri_head_training_folder.mri_head().astype(np.float64)
+    head = (head - head.mean()) / head.std()
+    for image in folder_images(ISTANET / "brain_test", "dir")[0]:
+        z = (image - image.mean()) / image.std()
+        for view in (z, z.T):
+            for flipped in (view, view[::-1], view[:, ::-1], view[::-1, ::-1]):
+                corr = np.fft.ifft2(np.fft.fft2(head) * np.conj(np.fft.fft2(flipped))).real.max() / head.size
+                assert corr < 0.9
 
 
 # ---- the task ----
