@@ -107,6 +107,11 @@ def rows(section: str, denoiser: str) -> list[tuple[str, str, tuple[str, ...], t
             for epochs in BF16_EPOCHS.get(section, ())
         ],
         ("MoDL, 5 it., shared DnCNN", "", (*task, "method=unfolded", "method.algorithm=modl", "method.iterations=5", "method.channels=16", *budget), ()),
+        *(
+            [("unrolled PnP-HQS, 10 it., the PnP denoiser fine-tuned, 6 epochs", unfolded, ("experiment=unrolled_pnp_mri", *task[2:], f"method.denoiser={denoiser}"), ())]
+            if mri  # an experiment of the MRI set-ups (docs/imaging.md)
+            else []
+        ),
         ("PnP-HQS, 30 it., one denoiser for every operator, λ on validation", "", (*task, *val_crop, "method=dnn_aided", "method.algorithm=pnp", "method.iterations=30", f"method.denoiser={denoiser}"), PNP_GRID),
         ("neural proximal gradient, 5 it., shared DnCNN", "", (*task, "method=dnn_aided", "method.iterations=5", "method.channels=16", *budget), ()),
     ]

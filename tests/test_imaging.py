@@ -203,6 +203,33 @@ def test_pnp_fits_its_qinit_in_closed_form_on_block_cs_only(denoiser_file):
     assert mri.closed_form is None and not fits_in_closed_form(mri, "discriminative", "supervised", fresh_data=False)
 
 
+def test_unrolled_pnp_starts_as_pnp_and_trains_its_schedule(denoiser_file):
+    """Unrolled PnP is PnP-HQS at its initial schedule (the same reconstruction, to float rounding), with
+    σ_t = σ_max (σ_min/σ_max)^(t/(T-1)) and ρ_t = λ/σ_t²; trained, it holds log σ_t and log λ (and, with
+    ``finetune``, the denoiser's weights) as parameters, where PnP trains nothing."""
+    from mbdl.methods.imaging import DNNAided, UnfoldedNet
+    from mbdl.operators import MaskedFourier
+    from mbdl.tasks.inverse_problem import LinearInverseProblem
+
+    problem = LinearInverseProblem(MaskedFourier((torch.rand(16, 16, generator=torch.Generator().manual_seed(0)) < 0.4).float(), real=True))
+    options = {"iterations": 4, "denoiser": str(denoiser_file), "lam": 2e-5, "sigma_max": 0.2, "sigma_min": 0.01}
+    pnp = DNNAided(problem, "pnp", **options).eval()
+    unrolled = UnfoldedNet(problem, "unrolled_pnp", **options).eval()
+    x = problem.operator(torch.rand(3, 1, 16, 16))
+    with torch.no_grad():
+        assert torch.allclose(unrolled(x), pnp(x), atol=1e-6)
+    sigmas = 0.2 * (0.01 / 0.2) ** (torch.arange(4) / 3)
+    prior = unrolled.algorithm.prior
+    assert torch.allclose(torch.stack([prior.sigma(t) for t in range(4)]), sigmas, rtol=1e-6)
+    assert torch.allclose(torch.stack([unrolled.algorithm.penalty(t) for t in range(4)]), 2e-5 / sigmas.square(), rtol=1e-5)
+    weights = sum(p.numel() for p in prior.denoiser.parameters())
+    assert pnp.trainable_parameters == 0 and unrolled.trainable_parameters == weights + 4 + 1
+    frozen = UnfoldedNet(problem, "unrolled_pnp", finetune=False, **options)
+    assert frozen.trainable_parameters == 4 + 1
+    frozen(x).square().mean().backward()
+    assert prior.log_sigmas.grad is None and frozen.algorithm.prior.log_sigmas.grad.abs().sum() > 0
+
+
 def test_image_metrics_follow_istanets_conventions():
     from skimage.metrics import structural_similarity
 
@@ -301,13 +328,14 @@ METHODS = {
     "modl": ["method=unfolded", "method.algorithm=modl", "method.iterations=2", "method.channels=4", "method.layers=2"],
     "neural_proximal_gradient": ["method=dnn_aided", "method.iterations=2", "method.channels=4", "method.layers=2"],
     "pnp": ["method=dnn_aided", "method.algorithm=pnp", "method.iterations=3"],
+    "unrolled_pnp": ["method=unfolded", "method.algorithm=unrolled_pnp", "method.iterations=2"],
 }
 
 
 @pytest.mark.parametrize("method", list(METHODS))
 @pytest.mark.parametrize("operator", list(OPERATORS))
 def test_every_method_runs_on_every_operator(tmp_path, image_folder, denoiser_file, operator, method):
-    extra = [f"method.denoiser={denoiser_file}"] if method == "pnp" else []
+    extra = [f"method.denoiser={denoiser_file}"] if "pnp" in method else []
     record = run_config(
         tmp_path,
         "task=imaging",

@@ -18,9 +18,8 @@ Shapes: ``x`` ``(batch, *A.out_shape)``, iterates ``(batch, *A.in_shape)``.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 
-import torch
 from torch import Tensor, nn
 
 from mbdl.algorithms.data_fidelity import LeastSquares
@@ -36,8 +35,9 @@ class HalfQuadraticSplitting(Iterative):
         operator: :math:`A`.
         iterations: ``T``.
         prior: :math:`\\mathcal D_t`, called as ``prior(v, t)`` on images ``(batch, *in_shape)``.
-        rho: initial :math:`\\rho` (every iteration), or one value per iteration (a fixed schedule).
-        mode: how ``ρ`` is held (``fixed``, ``shared``, ``per_iteration``); a schedule is always fixed.
+        rho: initial :math:`\\rho` (every iteration), or ``rho(t)``: a schedule (e.g. the prior's
+            :meth:`~mbdl.methods.imaging.ScheduledDenoiser.penalty`, trained or not).
+        mode: how a number ``ρ`` is held (``fixed``, ``shared``, ``per_iteration``).
         start: :math:`s^{-1}` from the data term (``None``: :math:`A^H x`).
 
     Example:
@@ -57,22 +57,19 @@ class HalfQuadraticSplitting(Iterative):
         operator: LinearOperator,
         iterations: int,
         prior: nn.Module,
-        rho: float | Sequence[float] = 1.0,
+        rho: float | Callable[[int], Tensor] = 1.0,
         mode: Mode = "fixed",
         start: Callable[[LeastSquares], Tensor] | None = None,
     ) -> None:
         super().__init__()
         self.iterations, self.operator, self.prior, self.start = iterations, operator, prior, start
-        if isinstance(rho, (int, float)):
+        self.schedule = rho if callable(rho) else None
+        if self.schedule is None:
             self.rho = IterationParameter(rho, iterations, mode, "method.mode")
-        else:
-            if len(rho) != iterations:
-                raise ValueError(f"a penalty schedule needs one value per iteration ({iterations}), got {len(rho)}")
-            self.register_buffer("schedule", torch.as_tensor(list(rho), dtype=torch.get_default_dtype()))
 
     def penalty(self, t: int) -> Tensor:
         """:math:`\\rho_t`."""
-        return self.schedule[t] if hasattr(self, "schedule") else self.rho[t]
+        return self.rho[t] if self.schedule is None else self.schedule(t)
 
     def iterates(self, x: Tensor) -> Iterator[Tensor]:
         """Yield ``s^0, ..., s^{T-1}`` (the data-consistent iterates) for measurements ``x``."""

@@ -211,7 +211,7 @@ class ModulePrior(nn.Module):
         return self.nets[t](v)
 
 
-UNFOLDED = ("istanet_plus", "modl")
+UNFOLDED = ("istanet_plus", "modl", "unrolled_pnp")
 
 
 class UnfoldedNet(_LearnsStart, IterativeMethod):
@@ -222,17 +222,24 @@ class UnfoldedNet(_LearnsStart, IterativeMethod):
     (:class:`~mbdl.nets.image.ISTANetProx`), trained with the symmetry loss
     :math:`\gamma \sum_t \mathrm{mean}\,|\tilde{\mathcal F}_t^{-1}\tilde{\mathcal F}_t \mathcal D_t r - \mathcal D_t r|^2`.
     ``modl`` (Aggarwal et al. 2019): :math:`s = (A^H A + \rho I)^{-1}(A^H x + \rho\,\mathcal D(s))` with one shared
-    residual CNN :math:`\mathcal D` (a DnCNN) and a trained shared :math:`\rho`.
+    residual CNN :math:`\mathcal D` (a DnCNN) and a trained shared :math:`\rho`. ``unrolled_pnp``: the same iteration
+    with plug-and-play's Gaussian denoiser as :math:`\mathcal D` (:class:`ScheduledDenoiser`, the file the ``pnp``
+    method of :class:`DNNAided` reads), unrolled over ``iterations`` and trained end to end from plug-and-play's
+    schedule: the noise levels :math:`\sigma_t` and :math:`\lambda` (:math:`\rho_t = \lambda/\sigma_t^2`), and with
+    ``finetune`` the denoiser's weights (deep unfolded PnP, as in Zhang et al.'s USRNet 2020, here warm-started).
 
     Args:
         assumed: the task's assumed linear inverse problem.
-        algorithm: ``istanet_plus`` or ``modl``.
+        algorithm: ``istanet_plus``, ``modl`` or ``unrolled_pnp``.
         iterations: phases.
         channels: feature channels (ISTA-Net⁺: 32; MoDL: the CNN's).
         layers: MoDL's CNN convolutions.
         step: ISTA-Net⁺'s initial :math:`\rho` (0.5 as ISTA-Net, with :math:`\|\Phi\| = 1`; ``None``: :math:`1/\|A\|^2`).
         symmetry: ISTA-Net⁺'s :math:`\gamma` (0.01; 0: ISTA-Net⁺ without the symmetry loss, cheaper).
         rho: MoDL's initial :math:`\rho`.
+        denoiser, lam, sigma_max, sigma_min: ``unrolled_pnp``: the denoiser file and the initial schedule (as
+            :class:`DNNAided`'s ``pnp``).
+        finetune: ``unrolled_pnp``: train the denoiser's weights too (``False``: only :math:`\sigma_t` and :math:`\lambda`).
     """
 
     def __init__(
@@ -245,6 +252,11 @@ class UnfoldedNet(_LearnsStart, IterativeMethod):
         step: float | None = 0.5,
         symmetry: float = 0.01,
         rho: float = 1.0,
+        denoiser: str | None = None,
+        lam: float = 3e-6,
+        sigma_max: float = 50 / 255,
+        sigma_min: float | None = None,
+        finetune: bool = True,
     ) -> None:
         super().__init__(assumed)
         check_choice(algorithm, "method.algorithm", UNFOLDED)
@@ -259,6 +271,9 @@ class UnfoldedNet(_LearnsStart, IterativeMethod):
                 check_positive(step, "method.step")
             prox = partial(ISTANetProx, channels, symmetry > 0)
             self.algorithm = NeuralProximalGradient(operator, iterations, prox, tied=False, step=step, start=self.start)
+        elif algorithm == "unrolled_pnp":
+            prior = pnp_prior(assumed, denoiser, iterations, lam, sigma_max, sigma_min, trained=True, finetune=finetune)
+            self.algorithm = HalfQuadraticSplitting(operator, iterations, prior, prior.penalty, start=self.start)
         else:
             DnCNN(channels, layers)  # validates the options
             nets = IterationModules(partial(DnCNN, channels, layers), iterations, tied=True)
@@ -351,15 +366,57 @@ def load_denoiser(path: str | Path) -> NoiseLevelDenoiser:
 
 
 class ScheduledDenoiser(nn.Module):
-    """The prior step of plug-and-play HQS: ``prior(v, t)`` denoises at the scheduled noise level :math:`\\sigma_t`."""
+    r"""The prior step of plug-and-play HQS: ``prior(v, t)`` denoises at the noise level :math:`\sigma_t`, and
+    :meth:`penalty` is :math:`\rho_t = \lambda/\sigma_t^2` (DPIR's coupling).
 
-    def __init__(self, denoiser: NoiseLevelDenoiser, sigmas: list[float]) -> None:
+    :math:`\sigma_t` falls geometrically from ``sigma_max`` to ``sigma_min`` over ``iterations``. ``trained``: every
+    :math:`\log\sigma_t` and :math:`\log\lambda` are parameters (so they stay positive), the denoiser's weights too
+    when ``denoiser`` is not frozen; otherwise buffers (plug-and-play: nothing trained).
+
+    Args:
+        denoiser: the Gaussian denoiser (:func:`load_denoiser`).
+        iterations: ``T``.
+        lam: :math:`\lambda`.
+        sigma_max, sigma_min: :math:`\sigma_0` and :math:`\sigma_{T-1}` (on the [0, 1] image scale).
+        trained: train the schedule.
+    """
+
+    def __init__(self, denoiser: NoiseLevelDenoiser, iterations: int, lam: float, sigma_max: float, sigma_min: float, trained: bool = False) -> None:
         super().__init__()
+        check_positive(lam, "method.lam")
+        check_positive(sigma_max, "method.sigma_max")
+        check_positive(sigma_min, "method.sigma_min")
         self.denoiser = denoiser
-        self.register_buffer("sigmas", torch.tensor(sigmas))
+        ratio = (sigma_min / sigma_max) ** (1 / max(iterations - 1, 1))
+        log_sigmas = torch.log(torch.tensor([sigma_max * ratio**t for t in range(iterations)]))
+        log_lam = torch.log(torch.tensor(float(lam)))
+        for name, value in (("log_sigmas", log_sigmas), ("log_lam", log_lam)):
+            if trained:
+                setattr(self, name, nn.Parameter(value))
+            else:
+                self.register_buffer(name, value)
+
+    def sigma(self, t: int) -> Tensor:
+        """:math:`\sigma_t`."""
+        return self.log_sigmas[t].exp()
+
+    def penalty(self, t: int) -> Tensor:
+        """:math:`\rho_t = \lambda / \sigma_t^2`."""
+        return (self.log_lam - 2 * self.log_sigmas[t]).exp()
 
     def forward(self, v: Tensor, t: int) -> Tensor:
-        return self.denoiser(v, self.sigmas[t])
+        return self.denoiser(v, self.sigma(t))
+
+
+def pnp_prior(assumed: LinearInverseProblem, denoiser: str | None, iterations: int, lam: float, sigma_max: float, sigma_min: float | None, trained: bool = False, finetune: bool = False) -> ScheduledDenoiser:
+    """The :class:`ScheduledDenoiser` of the options ``method.denoiser, lam, sigma_max, sigma_min`` (``sigma_min=None``:
+    the task's told noise std, at least 1/255); ``finetune``: the denoiser's weights are trained too."""
+    require(denoiser is not None, "method.denoiser", "needs a trained denoiser: scripts/train_denoiser.py --out FILE, then method.denoiser=FILE")
+    floor = max(assumed.noise_std or 0.0, 1 / 255) if sigma_min is None else sigma_min
+    net = load_denoiser(denoiser)
+    if finetune:
+        net.requires_grad_(True).train()
+    return ScheduledDenoiser(net, iterations, lam, sigma_max, floor, trained)
 
 
 AIDED = ("pnp", "neural_proximal_gradient")
@@ -406,15 +463,8 @@ class DNNAided(_LearnsStart, IterativeMethod):
         self.start = LinearStart(operator)
         self.pnp = algorithm == "pnp"
         if self.pnp:
-            require(denoiser is not None, "method.denoiser", "pnp needs a trained denoiser: scripts/train_denoiser.py --out FILE, then method.denoiser=FILE")
-            check_positive(lam, "method.lam")
-            check_positive(sigma_max, "method.sigma_max")
-            floor = max(assumed.noise_std or 0.0, 1 / 255) if sigma_min is None else sigma_min
-            check_positive(floor, "method.sigma_min")
-            ratio = (floor / sigma_max) ** (1 / max(iterations - 1, 1))
-            sigmas = [sigma_max * ratio**t for t in range(iterations)]
-            prior = ScheduledDenoiser(load_denoiser(denoiser), sigmas)
-            self.algorithm = HalfQuadraticSplitting(operator, iterations, prior, [lam / s**2 for s in sigmas], start=self.start)
+            prior = pnp_prior(assumed, denoiser, iterations, lam, sigma_max, sigma_min)
+            self.algorithm = HalfQuadraticSplitting(operator, iterations, prior, prior.penalty, start=self.start)
         else:
             DnCNN(channels, layers)  # validates the options
             self.algorithm = NeuralProximalGradient(operator, iterations, partial(DnCNN, channels, layers), tied=True, step=step, start=self.start)
