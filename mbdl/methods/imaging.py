@@ -397,11 +397,11 @@ class ScheduledDenoiser(nn.Module):
                 self.register_buffer(name, value)
 
     def sigma(self, t: int) -> Tensor:
-        """:math:`\sigma_t`."""
+        r""":math:`\sigma_t`."""
         return self.log_sigmas[t].exp()
 
     def penalty(self, t: int) -> Tensor:
-        """:math:`\rho_t = \lambda / \sigma_t^2`."""
+        r""":math:`\rho_t = \lambda / \sigma_t^2`."""
         return (self.log_lam - 2 * self.log_sigmas[t]).exp()
 
     def forward(self, v: Tensor, t: int) -> Tensor:
