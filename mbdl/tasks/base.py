@@ -37,7 +37,7 @@ task's metrics and references only and never reach a method."""
 
 
 def decibels(power_ratio: float) -> float:
-    """:math:`10\log_{10}` of a power ratio; ``-inf`` for an exact zero (a perfect estimate), never a math error."""
+    r""":math:`10\log_{10}` of a power ratio; ``-inf`` for an exact zero (a perfect estimate), never a math error."""
     return 10.0 * math.log10(power_ratio) if power_ratio > 0 else -math.inf
 
 

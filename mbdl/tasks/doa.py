@@ -71,7 +71,7 @@ class ArrayModel:
 
     @property
     def source_power(self) -> float:
-        """:math:`\sigma_s^2 = 10^{\mathrm{SNR}/10}` (the noise power is 1)."""
+        r""":math:`\sigma_s^2 = 10^{\mathrm{SNR}/10}` (the noise power is 1)."""
         return 10.0 ** (self.snr_db / 10.0)
 
 

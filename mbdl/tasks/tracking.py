@@ -36,7 +36,7 @@ def mse_db(estimate: Tensor, truth: Tensor) -> float:
 
 
 class Tracking(Task):
-    """Filtering on a state-space model, with a configurable mismatch of the assumed model.
+    r"""Filtering on a state-space model, with a configurable mismatch of the assumed model.
 
     Args:
         model: the true model's factory (a preset, ``configs/task/model/<preset>.yaml``), called with ``snr_db``.
