@@ -27,10 +27,10 @@ def test_every_task_method_pair_builds(task, method):
 @pytest.mark.parametrize("experiment", EXPERIMENTS)
 def test_every_experiment_builds(experiment, tmp_path):
     """An experiment that reads a trained PnP denoiser (``method.denoiser``, trained by the user) gets a small one."""
-    overrides = []
-    if "denoiser:" in (CONFIGS / "experiment" / f"{experiment}.yaml").read_text():
+    cfg = compose_config(f"experiment={experiment}")
+    if cfg.method.get("denoiser") is not None:
         from mbdl.methods.imaging import NoiseLevelDenoiser, save_denoiser
 
         save_denoiser(NoiseLevelDenoiser(4, 2), tmp_path / "denoiser.pt", {})
-        overrides.append(f"method.denoiser={tmp_path / 'denoiser.pt'}")
-    build(compose_config(f"experiment={experiment}", *overrides))
+        cfg = compose_config(f"experiment={experiment}", f"method.denoiser={tmp_path / 'denoiser.pt'}")
+    build(cfg)
