@@ -1,8 +1,10 @@
-"""The package's import graph has no circle (imports inside functions count; ``if TYPE_CHECKING:`` blocks do not)."""
+"""The package's import graph has no circle (imports inside functions count; ``if TYPE_CHECKING:`` blocks do not), and
+every source file compiles without a warning (an invalid escape such as ``\\m`` in a docstring is one)."""
 
 from __future__ import annotations
 
 import ast
+import warnings
 from pathlib import Path
 
 from tests.helpers import ROOT
@@ -77,3 +79,12 @@ def test_the_package_has_no_import_circle():
     graph = import_graph()
     assert "mbdl.results.dashboard" in graph["mbdl.results.compare"], "the walk sees the package's imports"
     assert find_cycle(graph) is None, " -> ".join(find_cycle(graph) or [])
+
+
+def test_every_source_file_compiles_without_a_warning():
+    paths = [p for folder in ("mbdl", "scripts", "tests", "hydra_plugins") for p in sorted((ROOT / folder).rglob("*.py"))]
+    assert len(paths) > 50
+    for path in paths:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            compile(path.read_text(), str(path), "exec")

@@ -317,7 +317,7 @@ def steady_state_error_covariance(F: Tensor, H: Tensor, Q: Tensor, R: Tensor) ->
 
 
 Gain = Callable[[int, Tensor, Tensor, Tensor, Tensor], Tensor]
-"""``(t, s_previous, s_prior, x_t, innovation) -> K_t``: the gain of step ``t`` from :math:`\hat s_{t-1}`,
+r"""``(t, s_previous, s_prior, x_t, innovation) -> K_t``: the gain of step ``t`` from :math:`\hat s_{t-1}`,
 :math:`\hat s_{t|t-1}`, :math:`x_t` and :math:`\Delta x_t` (each ``(b, ·)``); ``(n, m)`` or ``(b, n, m)``."""
 
 

@@ -104,15 +104,15 @@ class SVDFilter(Iterative):
 
 
 class RobustPCA(Iterative):
-    """Proximal gradient (or FISTA) on robust PCA, with step, thresholds, the gradient step and the sparse proximal
+    r"""Proximal gradient (or FISTA) on robust PCA, with step, thresholds, the gradient step and the sparse proximal
     step each replaceable (see the module docstring).
 
     Args:
         iterations: iterations (layers) ``T``.
-        lam_low_rank: :math:`\\lambda_L` (:math:`\\theta_L = \\mu\\lambda_L` initially).
-        lam_sparse: :math:`\\lambda_S`.
-        step: :math:`\\mu` (``<= 1/2`` for convergence of the plain iteration).
-        mode: how :math:`\\mu, \\theta_L, \\theta_S` are held (``"fixed"``, ``"shared"``, ``"per_iteration"``).
+        lam_low_rank: :math:`\lambda_L` (:math:`\theta_L = \mu\lambda_L` initially).
+        lam_sparse: :math:`\lambda_S`.
+        step: :math:`\mu` (``<= 1/2`` for convergence of the plain iteration).
+        mode: how :math:`\mu, \theta_L, \theta_S` are held (``"fixed"``, ``"shared"``, ``"per_iteration"``).
         accelerate: FISTA momentum (the plain gradient step only).
         mixing: per-layer modules ``(D, L, S) -> (U_L, U_S)`` replacing the gradient step (CORONA).
         sparse_prox: per-layer modules ``U_S -> S`` replacing the soft threshold (DNN-aided).
