@@ -145,7 +145,7 @@ class ClutterSuppression(Task):
         loss_weight_low_rank: ``α`` of the supervised loss ``α MSE(L) + (1 − α) MSE(S)`` (CORONA: 0.5).
         cnr_level: vessels are the pixels whose true blood power is at least this fraction of its maximum.
         unsupervised_loss: ``"rpca"``, the RPCA objective with ``rpca_lam_low_rank`` and ``rpca_lam_sparse``.
-        rpca_lam_low_rank, rpca_lam_sparse: its weights.
+        rpca_lam_low_rank, rpca_lam_sparse: its weights (defaults: the λ_L, λ_S that validation chose for RPCA, as in the config).
         n_train, n_val, n_test: default data-set sizes.
     """
 
@@ -187,7 +187,7 @@ class ClutterSuppression(Task):
         loss_weight_low_rank: float = 0.5,
         cnr_level: float = 0.1,
         unsupervised_loss: str = "rpca",
-        rpca_lam_low_rank: float = 1.0,
+        rpca_lam_low_rank: float = 3.0,
         rpca_lam_sparse: float = 0.1,
         n_train: int = 800,
         n_val: int = 100,
