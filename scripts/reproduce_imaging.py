@@ -31,9 +31,8 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-from reproduction import ROOT, fmt, montage, run_job  # noqa: E402
+from reproduction import ROOT, figure_path, fmt, montage, row_folder, run_job  # noqa: E402
 
-from mbdl.results.record import FIGURE_NAME  # noqa: E402
 from mbdl.results.tables import markdown  # noqa: E402
 
 RESULTS = ROOT / "docs" / "results" / "imaging.md"
@@ -225,21 +224,21 @@ def main() -> None:
         section, label = name.split(":", 1)
         overrides = next(o for lab, _, o, _ in rows(section, args.denoiser) if lab.startswith(label))
         record = json.loads((Path(run_dir) / "metrics.json").read_text())
-        record.update(command=" ".join(overrides), ran_as=" ".join(record["overrides"]), figure=str(Path(run_dir) / FIGURE_NAME))
+        record.update(command=" ".join(overrides), ran_as=" ".join(record["overrides"]), figure=figure_path(Path(run_dir)))
         records[" ".join(overrides)] = keep(record)
     if args.adopt:
         RECORDS.write_text(json.dumps(records, indent=1))
     with tempfile.TemporaryDirectory() as scratch:
         for section in args.sections:
-            for index, (label, _, overrides, grid) in enumerate(rows(section, args.denoiser)):
+            for label, _, overrides, grid in rows(section, args.denoiser):
                 key = " ".join(overrides)
                 if (args.match and not any(m in label for m in args.match)) or (args.skip_done and key in records):
                     continue
                 if "method.algorithm=pnp" in overrides:  # trained once, only when a PnP row runs
                     ensure_denoiser(Path(args.denoiser), args.denoiser_minutes)
-                run_dir = Path(scratch) / f"{section}_{index}" if args.quick else ROOT / "outputs" / "imaging_rows" / f"{section}_{index}"
+                run_dir = row_folder(Path(scratch) if args.quick else ROOT / "outputs" / "imaging_rows", section, key)
                 record = run_row(overrides, grid, args.data, run_dir, args.quick)
-                record["figure"] = str(run_dir / "row" / FIGURE_NAME)
+                record["figure"] = figure_path(run_dir / "row")
                 print(f"{section}: {label}: {record['test/psnr_db']:.2f} dB ({record['train_time_s']:.0f} s)", flush=True)
                 if not args.quick:  # re-read: another invocation (other --match) may have added rows meanwhile
                     records = json.loads(RECORDS.read_text()) if RECORDS.exists() else {}

@@ -31,9 +31,8 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
-from reproduction import JOB_OPTIONS, ROOT, fmt, montage, reference, run_job, run_sweep  # noqa: E402
+from reproduction import JOB_OPTIONS, ROOT, figure_path, fmt, montage, reference, row_folder, run_job, run_sweep  # noqa: E402
 
-from mbdl.results.record import FIGURE_NAME  # noqa: E402
 from mbdl.results.tables import markdown  # noqa: E402
 
 RESULTS = ROOT / "docs" / "results"
@@ -124,7 +123,7 @@ def run_row(section: str, overrides: tuple[str, ...], grid: dict[str, tuple], sc
     final = (*overrides, *(f"{o}={v}" for o, v in chosen.get("chosen", {}).items()))
     load_before = os.getloadavg()
     record = run_job([*final, *(QUICK if quick else ())], scratch / "row")
-    record.update(chosen, load_before=load_before, load_after=os.getloadavg(), command=key(overrides), figure=str(scratch / "row" / FIGURE_NAME))
+    record.update(chosen, load_before=load_before, load_after=os.getloadavg(), command=key(overrides), figure=figure_path(scratch / "row"))
     return record
 
 
@@ -338,11 +337,11 @@ def main() -> None:
     load = lambda: json.loads(records_file.read_text()) if records_file.exists() else {}  # noqa: E731
     records = {} if args.quick else load()
     with tempfile.TemporaryDirectory() as scratch:
-        for index, (section, group, label, overrides, grid) in enumerate(all_rows()):
+        for section, group, label, overrides, grid in all_rows():
             name = f"{group}: {label}"
             if section not in args.sections or (args.match and not any(m in name for m in args.match)) or (args.skip_done and key(overrides) in records):
                 continue
-            run_dir = Path(scratch) / f"row_{index}" if args.quick else ROOT / "outputs" / "ultrasound_rows" / f"row_{index}"
+            run_dir = row_folder(Path(scratch) if args.quick else ROOT / "outputs" / "ultrasound_rows", section, key(overrides))
             record = run_row(section, overrides, grid, run_dir, args.quick)
             print(f"{name}: {record[SCORE[section][0][0].replace('val/', 'test/')]:.3f} ({record['train_time_s']:.0f} s)", flush=True)
             if not args.quick:  # re-read: another invocation (other --match) may have added rows meanwhile

@@ -1,11 +1,12 @@
 """What the reproduction scripts share: one ``python -m mbdl`` job (or one multirun) in a fresh process, its records
 back, and a record's bound or reference.
 
-    from reproduction import fmt, montage, reference, run_job, run_sweep      # scripts/ is on sys.path when a script runs
+    from reproduction import figure_path, fmt, montage, reference, row_folder, run_job, run_sweep      # scripts/ is on sys.path when a script runs
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
@@ -13,7 +14,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from mbdl.results.record import RECORD_NAME, read_records
+from mbdl.results.record import FIGURE_NAME, RECORD_NAME, read_records
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -59,11 +60,30 @@ def fmt(value: float | None, digits: int = 2) -> str:
     return "-" if value is None or value != value else f"{value:.{digits}f}".replace("-", "−")
 
 
+def row_folder(parent: Path, prefix: str, command: str) -> Path:
+    """The run folder of the row run by ``command``: named by a digest of the command, so that a row keeps its folder
+    (and its record its figure) when rows are added or reordered."""
+    return parent / f"{prefix}_{hashlib.sha1(command.encode()).hexdigest()[:10]}"
+
+
+def figure_path(run_dir: Path) -> str:
+    """Where a record keeps its run's figure: relative to the repository when the run is inside it (records stay
+    valid in another clone), else absolute (a ``--quick`` scratch folder)."""
+    path = (Path(run_dir) / FIGURE_NAME).resolve()
+    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
+
+
 def montage(shown: list[tuple[str, str]], path: Path, columns: int = 1, panel_in: tuple[float, float] = (10.0, 5.2), dpi: int = 70) -> None:
-    """The run figures ``(title, file)`` that exist, ``columns`` to a row, each panel ``panel_in`` inches, into ``path``."""
+    """The run figures ``(title, file)`` (files relative to the repository, or absolute), ``columns`` to a row, each
+    panel ``panel_in`` inches, into ``path``. When some files are gone (their run folders deleted) and ``path`` already
+    exists, it is kept as it is rather than redrawn with fewer panels."""
     import matplotlib.pyplot as plt  # the calling script has chosen the Agg backend
 
-    shown = [(title, f) for title, f in shown if Path(f).is_file()]
+    missing = [title for title, f in shown if not (ROOT / f).is_file()]
+    if missing and path.exists():
+        print(f"kept {path}: the run figures of {len(missing)} of its {len(shown)} panels are gone ({', '.join(missing)})", flush=True)
+        return
+    shown = [(title, ROOT / f) for title, f in shown if (ROOT / f).is_file()]
     if not shown:
         return
     columns = min(columns, len(shown))
