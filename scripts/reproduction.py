@@ -79,11 +79,12 @@ def montage(shown: list[tuple[str, str]], path: Path, columns: int = 1, panel_in
     exists, it is kept as it is rather than redrawn with fewer panels."""
     import matplotlib.pyplot as plt  # the calling script has chosen the Agg backend
 
-    missing = [title for title, f in shown if not (ROOT / f).is_file()]
+    files = [(title, ROOT / f) for title, f in shown]  # an absolute f stays as it is
+    missing = [title for title, f in files if not f.is_file()]
     if missing and path.exists():
-        print(f"kept {path}: the run figures of {len(missing)} of its {len(shown)} panels are gone ({', '.join(missing)})", flush=True)
+        print(f"kept {path}: the run figures of {len(missing)} of its {len(files)} panels are gone ({', '.join(missing)})", flush=True)
         return
-    shown = [(title, ROOT / f) for title, f in shown if (ROOT / f).is_file()]
+    shown = [(title, f) for title, f in files if f.is_file()]
     if not shown:
         return
     columns = min(columns, len(shown))

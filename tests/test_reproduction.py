@@ -11,7 +11,8 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
+from tests.helpers import ROOT  # noqa: E402
+
 sys.path.insert(0, str(ROOT / "scripts"))
 from reproduction import figure_path, montage, row_folder  # noqa: E402
 
