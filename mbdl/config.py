@@ -124,6 +124,8 @@ def check_runner_options(cfg: DictConfig) -> None:
     if cfg.get("threads") is not None:
         check_positive(cfg.threads, "threads", integer=True)
     check_bool(cfg.get("resume", False), "resume")
+    if cfg.get("weights") is not None:
+        require(Path(str(cfg.weights)).is_file(), "weights", f"{str(cfg.weights)!r} is not a file (a run's weights.pt, or null)")
     for option in ("n_train", "n_val", "n_test"):
         if cfg.task.get(option) is not None:  # null: the task's own choice (e.g. every image of a test folder)
             check_positive(cfg.task[option], f"task.{option}", integer=True)

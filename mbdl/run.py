@@ -22,7 +22,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from mbdl.config import check_choice, check_memory, check_positive, preflight, require
 from mbdl.methods.base import LOSSES, Method, fits_in_closed_form, training_phases
-from mbdl.results.record import FIGURE_NAME
+from mbdl.results.record import FIGURE_NAME, WEIGHTS_NAME
 from mbdl.tasks.base import Task
 from mbdl.training.callbacks import BestWeights
 from mbdl.training.data import EVAL_BATCH_SIZE, SimulatedData
@@ -260,6 +260,14 @@ def evaluate(cfg: DictConfig, module: Experiment, data: SimulatedData, output_di
         trainer.test(module, dataloaders=data.loader(split, with_index=True), verbose=False)
 
 
+def load_weights(method: Method, path: str) -> None:
+    """Load ``method``'s weights from ``path`` (a run's ``weights.pt``); refused, naming the option, when they are another method's."""
+    try:
+        method.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+    except RuntimeError as error:
+        require(False, "weights", f"{path!r} does not hold {type(method).__name__}'s weights with these options: {' '.join(str(error).split(':', 1)[-1].split())[:400]}")
+
+
 def run(cfg: DictConfig, output_dir: str) -> dict[str, Any]:
     """Run one experiment and return its record (without writing it)."""
     if cfg.threads is not None:
@@ -267,8 +275,13 @@ def run(cfg: DictConfig, output_dir: str) -> dict[str, Any]:
         torch.set_num_threads(cfg.threads)
     check_launch(cfg)
     task, method, data, module = build(cfg)
+    if cfg.get("weights") is not None:
+        load_weights(method, cfg.weights)
     loggers = [instantiate(c) for c in (cfg.get("logger") or {}).values()]
     train_time_s = fit(cfg, module, data, output_dir, loggers)
+    if method.trainable_parameters and is_rank_zero():
+        Path(output_dir).mkdir(parents=True, exist_ok=True)
+        torch.save(method.state_dict(), Path(output_dir) / WEIGHTS_NAME)
     evaluate(cfg, module, data, output_dir, loggers)
     figure = task.figure(module.estimates["test"], data.split("test")) if is_rank_zero() else None
     if figure is not None:

@@ -54,6 +54,7 @@ def test_cli_help_explains_the_groups(outputs):
         ("method.optim.lr=inf", "method.optim.lr"),
         ("seed=-1", "seed"),
         ("method.optim.epochs=-1", "method.optim.epochs"),
+        ("weights=/nonexistent/weights.pt", "weights"),
     ],
 )
 def test_impossible_values_are_refused_before_any_work(override, option):
@@ -73,6 +74,17 @@ def test_same_seed_gives_identical_test_metrics_and_training_improves(tmp_path):
     untrained = run_config(tmp_path / "c", *TINY, "method=unfolded", "method.optim.epochs=0", "seed=7")
     assert first["test/nmse_db"] < untrained["test/nmse_db"]
     assert len(first["curve/nmse_db"]) == 5 and first["curve/nmse_db"][-1] == pytest.approx(first["test/nmse_db"])
+
+
+def test_a_runs_weights_evaluate_again_to_the_same_metrics_and_another_methods_are_refused(tmp_path):
+    """A run that trains writes weights.pt; ``weights=`` that file with no epochs gives the trained run's test metrics."""
+    overrides = (*TINY, "method=unfolded", "seed=7")
+    trained = run_config(tmp_path / "a", *overrides, "method.optim.epochs=2")
+    weights = tmp_path / "a" / "weights.pt"
+    again = run_config(tmp_path / "b", *overrides, "method.optim.epochs=0", f"weights={weights}")
+    assert again["test/nmse_db"] == trained["test/nmse_db"] and again["curve/nmse_db"] == trained["curve/nmse_db"]
+    with pytest.raises(ConfigError, match=r"^weights: .* does not hold MLPSolver"):
+        run_config(tmp_path / "c", *TINY, "method=black_box", "method.optim.epochs=0", f"weights={weights}")
 
 
 def test_initial_weights_are_seeded_by_the_run_seed():

@@ -36,6 +36,7 @@ from mbdl.algorithms.proximal_gradient import NeuralProximalGradient
 from mbdl.algorithms.total_variation import PrimalDualTV
 from mbdl.config import check_choice, check_positive, require
 from mbdl.methods.base import ClosedForm, IterativeMethod, Method, Objective
+from mbdl.nets import dihedral
 from mbdl.nets.image import DnCNN, ISTANetProx, UNet
 from mbdl.operators import BlockCompressiveSensing, WaveletSynthesis, members, no_autocast, per_member
 from mbdl.tasks.inverse_problem import LinearInverseProblem
@@ -240,6 +241,7 @@ class UnfoldedNet(_LearnsStart, IterativeMethod):
         denoiser, lam, sigma_max, sigma_min: ``unrolled_pnp``: the denoiser file and the initial schedule (as
             :class:`DNNAided`'s ``pnp``).
         finetune: ``unrolled_pnp``: train the denoiser's weights too (``False``: only :math:`\sigma_t` and :math:`\lambda`).
+        ensemble: ``unrolled_pnp``: the denoiser's geometric self-ensemble, in training too (:class:`ScheduledDenoiser`).
     """
 
     def __init__(
@@ -257,9 +259,11 @@ class UnfoldedNet(_LearnsStart, IterativeMethod):
         sigma_max: float = 50 / 255,
         sigma_min: float | None = None,
         finetune: bool = True,
+        ensemble: str = "none",
     ) -> None:
         super().__init__(assumed)
         check_choice(algorithm, "method.algorithm", UNFOLDED)
+        check_choice(ensemble, "method.ensemble", dihedral.ENSEMBLES)
         check_positive(iterations, "method.iterations", integer=True)
         check_positive(symmetry, "method.symmetry", strict=False)
         check_positive(rho, "method.rho")
@@ -272,7 +276,7 @@ class UnfoldedNet(_LearnsStart, IterativeMethod):
             prox = partial(ISTANetProx, channels, symmetry > 0)
             self.algorithm = NeuralProximalGradient(operator, iterations, prox, tied=False, step=step, start=self.start)
         elif algorithm == "unrolled_pnp":
-            prior = pnp_prior(assumed, denoiser, iterations, lam, sigma_max, sigma_min, trained=True, finetune=finetune)
+            prior = pnp_prior(assumed, denoiser, iterations, lam, sigma_max, sigma_min, ensemble, trained=True, finetune=finetune)
             self.algorithm = HalfQuadraticSplitting(operator, iterations, prior, prior.penalty, start=self.start)
         else:
             DnCNN(channels, layers)  # validates the options
@@ -379,10 +383,17 @@ class ScheduledDenoiser(nn.Module):
         lam: :math:`\lambda`.
         sigma_max, sigma_min: :math:`\sigma_0` and :math:`\sigma_{T-1}` (on the [0, 1] image scale).
         trained: train the schedule.
+        ensemble: the denoiser's geometric self-ensemble (:mod:`mbdl.nets.dihedral`): ``none``; ``periodic``
+            (DPIR's: iteration :math:`t` denoises in the orientation :math:`g_{t \bmod 8}`, no extra cost); ``full``
+            (the mean over the eight orientations at every iteration, eight times the cost).
     """
 
-    def __init__(self, denoiser: NoiseLevelDenoiser, iterations: int, lam: float, sigma_max: float, sigma_min: float, trained: bool = False) -> None:
+    def __init__(
+        self, denoiser: NoiseLevelDenoiser, iterations: int, lam: float, sigma_max: float, sigma_min: float, trained: bool = False, ensemble: str = "none"
+    ) -> None:
         super().__init__()
+        check_choice(ensemble, "method.ensemble", dihedral.ENSEMBLES)
+        self.ensemble = ensemble
         check_positive(lam, "method.lam")
         check_positive(sigma_max, "method.sigma_max")
         check_positive(sigma_min, "method.sigma_min")
@@ -405,18 +416,35 @@ class ScheduledDenoiser(nn.Module):
         return (self.log_lam - 2 * self.log_sigmas[t]).exp()
 
     def forward(self, v: Tensor, t: int) -> Tensor:
-        return self.denoiser(v, self.sigma(t))
+        def denoise(u: Tensor) -> Tensor:
+            return self.denoiser(u, self.sigma(t))
+
+        if self.ensemble == "periodic":
+            return dihedral.conjugated(denoise, v, t % dihedral.ORDER)
+        if self.ensemble == "full":
+            return dihedral.ensemble(denoise, v)
+        return denoise(v)
 
 
-def pnp_prior(assumed: LinearInverseProblem, denoiser: str | None, iterations: int, lam: float, sigma_max: float, sigma_min: float | None, trained: bool = False, finetune: bool = False) -> ScheduledDenoiser:
-    """The :class:`ScheduledDenoiser` of the options ``method.denoiser, lam, sigma_max, sigma_min`` (``sigma_min=None``:
-    the task's told noise std, at least 1/255); ``finetune``: the denoiser's weights are trained too."""
+def pnp_prior(
+    assumed: LinearInverseProblem,
+    denoiser: str | None,
+    iterations: int,
+    lam: float,
+    sigma_max: float,
+    sigma_min: float | None,
+    ensemble: str = "none",
+    trained: bool = False,
+    finetune: bool = False,
+) -> ScheduledDenoiser:
+    """The :class:`ScheduledDenoiser` of the options ``method.denoiser, lam, sigma_max, sigma_min, ensemble``
+    (``sigma_min=None``: the task's told noise std, at least 1/255); ``finetune``: the denoiser's weights are trained too."""
     require(denoiser is not None, "method.denoiser", "needs a trained denoiser: scripts/train_denoiser.py --out FILE, then method.denoiser=FILE")
     floor = max(assumed.noise_std or 0.0, 1 / 255) if sigma_min is None else sigma_min
     net = load_denoiser(denoiser)
     if finetune:
         net.requires_grad_(True).train()
-    return ScheduledDenoiser(net, iterations, lam, sigma_max, floor, trained)
+    return ScheduledDenoiser(net, iterations, lam, sigma_max, floor, trained, ensemble)
 
 
 AIDED = ("pnp", "neural_proximal_gradient")
@@ -439,6 +467,7 @@ class DNNAided(_LearnsStart, IterativeMethod):
         denoiser: pnp: the saved denoiser.
         lam: pnp: :math:`\lambda`.
         sigma_max, sigma_min: pnp: the first and last noise levels (``sigma_min=None``: the told noise std, at least 1/255).
+        ensemble: pnp: the denoiser's geometric self-ensemble (:class:`ScheduledDenoiser`): ``none``, ``periodic``, ``full``.
         channels, layers: neural proximal gradient: its CNN.
         step: neural proximal gradient: initial step (``None``: :math:`1/\|A\|^2`).
     """
@@ -452,18 +481,20 @@ class DNNAided(_LearnsStart, IterativeMethod):
         lam: float = 1e-4,
         sigma_max: float = 50 / 255,
         sigma_min: float | None = None,
+        ensemble: str = "none",
         channels: int = 32,
         layers: int = 5,
         step: float | None = None,
     ) -> None:
         super().__init__(assumed)
         check_choice(algorithm, "method.algorithm", AIDED)
+        check_choice(ensemble, "method.ensemble", dihedral.ENSEMBLES)
         check_positive(iterations, "method.iterations", integer=True)
         operator = assumed.operator
         self.start = LinearStart(operator)
         self.pnp = algorithm == "pnp"
         if self.pnp:
-            prior = pnp_prior(assumed, denoiser, iterations, lam, sigma_max, sigma_min)
+            prior = pnp_prior(assumed, denoiser, iterations, lam, sigma_max, sigma_min, ensemble)
             self.algorithm = HalfQuadraticSplitting(operator, iterations, prior, prior.penalty, start=self.start)
         else:
             DnCNN(channels, layers)  # validates the options

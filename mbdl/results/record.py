@@ -37,6 +37,8 @@ from mbdl.config import same_job
 RECORD_NAME = "metrics.json"
 #: the per-run figure the runner saves.
 FIGURE_NAME = "figure.png"
+#: the trained method's weights (its ``state_dict``) in a run directory, for ``weights=`` of a later run.
+WEIGHTS_NAME = "weights.pt"
 #: the job's composed config, as Hydra saves it before the job starts.
 CONFIG_PATH = Path(".hydra") / "config.yaml"
 #: the job's command-line overrides, as Hydra saves them before the job starts.
