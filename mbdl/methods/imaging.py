@@ -392,8 +392,7 @@ class ScheduledDenoiser(nn.Module):
         self, denoiser: NoiseLevelDenoiser, iterations: int, lam: float, sigma_max: float, sigma_min: float, trained: bool = False, ensemble: str = "none"
     ) -> None:
         super().__init__()
-        check_choice(ensemble, "method.ensemble", dihedral.ENSEMBLES)
-        self.ensemble = ensemble
+        self.ensemble = ensemble  # checked by the methods that build it (UnfoldedNet, DNNAided)
         check_positive(lam, "method.lam")
         check_positive(sigma_max, "method.sigma_max")
         check_positive(sigma_min, "method.sigma_min")
