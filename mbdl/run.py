@@ -279,13 +279,13 @@ def run(cfg: DictConfig, output_dir: str) -> dict[str, Any]:
         load_weights(method, cfg.weights)
     loggers = [instantiate(c) for c in (cfg.get("logger") or {}).values()]
     train_time_s = fit(cfg, module, data, output_dir, loggers)
-    if method.trainable_parameters and is_rank_zero():
+    if is_rank_zero():
         Path(output_dir).mkdir(parents=True, exist_ok=True)
+    if method.trainable_parameters and is_rank_zero():
         torch.save(method.state_dict(), Path(output_dir) / WEIGHTS_NAME)
     evaluate(cfg, module, data, output_dir, loggers)
     figure = task.figure(module.estimates["test"], data.split("test")) if is_rank_zero() else None
     if figure is not None:
-        Path(output_dir).mkdir(parents=True, exist_ok=True)
         figure.savefig(Path(output_dir) / FIGURE_NAME, dpi=100)
         plt.close(figure)
     for logger in loggers:
