@@ -101,8 +101,14 @@ def music_spectrum(R: Tensor, num_sources: int, steering: Tensor) -> Tensor:
             e.g. ``ula_steering(grid, N)``.
 
     Example:
-        >>> grid = torch.linspace(-math.pi / 2, math.pi / 2, 3600, dtype=torch.float64)
-        >>> P = music_spectrum(R, 3, ula_steering(grid, R.shape[-1]))   # (batch, 3600)
+        One source at 0.3 rad in white noise on an 8-element ULA:
+
+        >>> a = ula_steering(torch.tensor([0.3], dtype=torch.float64), 8)  # (8, 1)
+        >>> R = (a @ a.conj().T + 0.01 * torch.eye(8, dtype=a.dtype))[None]  # (1, 8, 8)
+        >>> grid = torch.linspace(-math.pi / 2, math.pi / 2, 3601, dtype=torch.float64)
+        >>> P = music_spectrum(R, 1, ula_steering(grid, 8))  # (1, 3601)
+        >>> round(grid[P.argmax()].item(), 3)
+        0.3
     """
     return 1.0 / music_null_spectrum(R, num_sources, steering)
 
