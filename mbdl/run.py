@@ -232,7 +232,7 @@ def fit(cfg: DictConfig, module: Experiment, data: SimulatedData, output_dir: st
             module.enter(phase)
             trainer = make_trainer(cfg, output_dir, loggers)
             # the weights before the first step are a candidate of BestWeights too: a fit never ends worse on
-            # validation than it started (learned TV from the TV row did, tests/test_imaging_learning.py); the
+            # validation than it started (learned TV from the TV row did, tests/methods/test_imaging_learning.py); the
             # forked RNG keeps the validation loader's seed draw out of the training stream, so every trained
             # number is the one it was without this pass
             with torch.random.fork_rng():

@@ -2,7 +2,7 @@
 
 The brain MRI sections train on natural images and test on brain MR images. The only MR image installed with the
 project's dependencies is matplotlib's sample ``s1045.ima.gz`` (one 256×256 sagittal head slice, 16-bit; it is not
-one of ISTA-Net's 50 brain test images: ``tests/test_imaging.py`` checks). This writes
+one of ISTA-Net's 50 brain test images: ``tests/tasks/test_imaging.py`` checks). This writes
 :data:`~mbdl.tasks.images.SKIMAGE_TRAINING` as PNGs and ``copies`` copies of the slice (scaled to 8 bits by its
 maximum), so that about ``copies / (14 + copies)`` of the random crops are MR. Pass the folder as ``task.train_dir``
 (its validation crops then come from it too). Usage::

@@ -9,7 +9,7 @@ No systemd, cgroups or accounting database: ``proctrack/linuxproc``, ``task/none
 controller and the node daemon listen on free ports. Without accounting ``sacct`` has nothing to
 say, and submitit reads a job's state from ``sacct``: ``<folder>/bin/sacct`` answers from
 ``squeue`` instead (finished jobs stay listed for ``MinJobAge`` = 1 h), so put ``<folder>/bin``
-first on ``PATH``. The test ``tests/test_slurm.py`` runs a sweep on such a cluster.
+first on ``PATH``. The test ``tests/runner/test_slurm.py`` runs a sweep on such a cluster.
 """
 
 from __future__ import annotations

@@ -7,6 +7,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from mbdl.tasks.sparse_recovery import SparseRecovery
+
 # pytest-xdist runs two workers on two cores: one torch thread each (two threads per process
 # under a busy neighbour run ~20x slower on this machine).
 torch.set_num_threads(1)
@@ -39,3 +41,13 @@ def denoiser_file(tmp_path_factory, image_folder) -> Path:
     path = tmp_path_factory.mktemp("denoiser") / "denoiser.pt"
     save_denoiser(denoiser, path, {})
     return path
+
+
+@pytest.fixture
+def problem():
+    """A float64 LASSO problem: the operator ``H`` (m, n) and four measurements ``x`` (4, m)."""
+    torch.set_default_dtype(torch.float64)
+    task = SparseRecovery(n=30, m=50, k=3, noise_std=0.01, model_seed=1)
+    data = task.simulate(4, torch.Generator().manual_seed(0))
+    yield task.H.double(), data["x"].double()
+    torch.set_default_dtype(torch.float32)

@@ -18,7 +18,6 @@ from mbdl.config import ConfigError
 from mbdl.nets.prox import ProxCNN
 from mbdl.operators import Convolution, MaskedFourier, Matrix
 from mbdl.tasks.sparse_recovery import SparseRecovery, convolution_operator, sparse_convolution_operator
-from tests.test_ista import problem  # noqa: F401 - the float64 LASSO problem fixture
 
 LAM = 0.02
 

@@ -10,16 +10,6 @@ from sklearn.linear_model import Lasso
 
 from mbdl.algorithms.ista import ALISTA, ISTA, LISTA, analytic_weight, lipschitz_step, soft_threshold
 from mbdl.operators import Matrix
-from mbdl.tasks.sparse_recovery import SparseRecovery
-
-
-@pytest.fixture
-def problem():
-    torch.set_default_dtype(torch.float64)
-    task = SparseRecovery(n=30, m=50, k=3, noise_std=0.01, model_seed=1)
-    data = task.simulate(4, torch.Generator().manual_seed(0))
-    yield task.H.double(), data["x"].double()
-    torch.set_default_dtype(torch.float32)
 
 
 def test_soft_threshold_is_the_prox_of_the_l1_norm():

@@ -15,8 +15,7 @@ from tensorboard.plugins.hparams import plugin_data_pb2
 from mbdl.config import ConfigError
 from mbdl.results.loggers import _extra, mlflow_logger, tensorboard_logger
 from mbdl.results.record import read_records
-from tests.helpers import run_cli
-from tests.test_sweeps import TINY, lr, sweep_dir
+from tests.helpers import TINY, job_lr, run_cli, sweep_dir
 
 ITERATIONS = 3
 
@@ -29,7 +28,7 @@ def tracked_sweep(tmp_path_factory) -> tuple[Path, dict[float, dict]]:
                    f"method.iterations={ITERATIONS}", "method.optim.lr=1e-3,1e12", *TINY[:-1], "method.optim.epochs=2", outputs=outputs)
     assert done.returncode == 1, done.stderr[-3000:]  # a sweep with a failed job exits 1 (docs/reliability.md)
     assert "could not finish" not in done.stderr
-    records = {lr(r): r for r in read_records(sweep_dir(outputs))}
+    records = {job_lr(r): r for r in read_records(sweep_dir(outputs))}
     assert records[1e-3]["status"] == "ok" and records[1e12]["status"] == "failed"
     return outputs, records
 
@@ -45,7 +44,7 @@ def test_tensorboard_holds_hparams_test_metrics_bounds_curve_and_status(tracked_
         events.Reload()
         hparams = events.PluginTagToContent("hparams")
         start = plugin_data_pb2.HParamsPluginData.FromString(hparams["_hparams_/session_start_info"]).session_start_info.hparams
-        assert start["method.optim.lr"].number_value == pytest.approx(lr(record)) and start["task.n"].number_value == 20
+        assert start["method.optim.lr"].number_value == pytest.approx(job_lr(record)) and start["task.n"].number_value == 20
         assert start["task.name"].string_value == "sparse_recovery" and start["seed"].number_value == record["seed"]
         experiment = plugin_data_pb2.HParamsPluginData.FromString(hparams["_hparams_/experiment"]).experiment
         metric_names = {info.name.tag for info in experiment.metric_infos}
@@ -77,7 +76,7 @@ def test_mlflow_holds_params_metrics_tags_figure_and_status(tracked_sweep):
     for record in records.values():
         run = by_dir[record["run_dir"]]
         assert run.info.run_name == "sparse_recovery-unfolded-supervised-seed0"
-        assert float(run.data.params["method.optim.lr"]) == lr(record) and run.data.params["task.n"] == "20"
+        assert float(run.data.params["method.optim.lr"]) == job_lr(record) and run.data.params["task.n"] == "20"
         assert run.data.params["method.iterations"] == str(ITERATIONS) and run.data.tags["group"] == Path(record["run_dir"]).parent.name
         artifacts = [artifact.path for artifact in client.list_artifacts(run.info.run_id)]
         if record["status"] == "ok":

@@ -19,16 +19,7 @@ from omegaconf import OmegaConf
 
 from mbdl.results.compare import compare
 from mbdl.results.record import read_records
-from tests.helpers import CONFIGS, ROOT, run_cli
-
-TINY = ("task.n=20", "task.m=30", "task.k=2", "task.n_train=64", "task.n_val=32", "task.n_test=32", "++method.optim.epochs=1")
-
-
-def sweep_dir(outputs: Path) -> Path:
-    """The one sweep directory under ``outputs``."""
-    (found,) = (outputs / "sweeps").glob("*/*")
-    return found
-
+from tests.helpers import CONFIGS, ROOT, TINY, job_lr, run_cli, sweep_dir
 
 def test_joblib_sweep_in_parallel_workers_then_mbdl_compare(outputs, tmp_path):
     done = run_cli("-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "method=model_based,unfolded", "regime.n_train=16,64", "seed=0,1", *TINY, outputs=outputs)
@@ -55,11 +46,6 @@ def test_joblib_sweep_in_parallel_workers_then_mbdl_compare(outputs, tmp_path):
     assert "8 runs, 4 groups" in done.stdout and (tmp_path / "dashboard.html").stat().st_size > 5000
 
 
-def lr(record: dict) -> float:
-    """The learning rate a job of the failing sweep was given."""
-    return float(next(o for o in record["overrides"] if o.startswith("method.optim.lr=")).split("=")[1])
-
-
 def mbdl_offline(outputs: Path, *args: str) -> subprocess.CompletedProcess:
     """``python -m mbdl ARGS`` with W&B left to decide its mode: no key, no netrc, no WANDB_MODE (so: offline)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("WANDB_")}
@@ -73,7 +59,7 @@ def test_a_failing_job_with_offline_wandb_then_resume(outputs):
     done = mbdl_offline(outputs, *sweep)
     assert done.returncode == 1, "a job failed: the exit status says so " + done.stderr[-3000:]
     root = sweep_dir(outputs)
-    records = {lr(r): r for r in read_records(root)}
+    records = {job_lr(r): r for r in read_records(root)}
     ok, failed = records[1e-3], records[1e12]
     assert ok["status"] == "ok" and failed["status"] == "failed" and "non-finite" in failed["error"]
     assert "FloatingPointError" in done.stderr, "the failed job's line and traceback go to stderr"
@@ -84,7 +70,7 @@ def test_a_failing_job_with_offline_wandb_then_resume(outputs):
     for record in records.values():  # one offline W&B run per job, finished after the job
         (run,) = (Path(record["run_dir"]) / "wandb").glob("offline-run-*")
         log = (run.parent / "debug.log").read_text()
-        assert f"'method.optim.lr': {lr(record)!r}" in log and "'task.n': 20" in log, "the job's own config, logged flat"
+        assert f"'method.optim.lr': {job_lr(record)!r}" in log and "'task.n': 20" in log, "the job's own config, logged flat"
         assert f"got exitcode: {0 if record['status'] == 'ok' else 1}" in log, "wandb.finish after every job, failed ones with exit code 1"
         if record["status"] == "ok" and (Path(record["run_dir"]) / "figure.png").exists():
             assert list(run.glob("files/media/images/figure_*.png")), "the run's figure is logged as an image"

@@ -3,16 +3,13 @@ and budget."""
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
 
 import pytest
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "scripts"))
-import reproduce_imaging as script  # noqa: E402
+from tests.helpers import ROOT
+import reproduce_imaging as script
 
 OPERATORS = {"cs": "CompressiveSensing", "mri": "MRI", "deblur": "Deblur"}
 ROWS = [(section, row) for section in script.setups() for row in script.rows(section, "outputs/imaging_denoiser.pt")]

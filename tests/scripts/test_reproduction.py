@@ -3,18 +3,16 @@ repository, and a montage whose run folders are gone keeps the committed figure 
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.pyplot as plt
 
-from tests.helpers import ROOT  # noqa: E402
+from tests.helpers import ROOT
 
-sys.path.insert(0, str(ROOT / "scripts"))
-from reproduction import figure_path, montage, row_folder  # noqa: E402
+from reproduction import figure_path, montage, row_folder
 
 
 def test_a_row_folder_follows_its_command_not_its_position():

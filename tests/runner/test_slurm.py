@@ -19,12 +19,10 @@ import numpy as np
 import pytest
 
 from mbdl.results.record import read_records
-from tests.helpers import ROOT
-from tests.test_sweeps import sweep_dir
+from tests.helpers import ROOT, sweep_dir
 
-sys.path.insert(0, str(ROOT / "scripts"))
 
-import single_node_slurm  # noqa: E402
+import single_node_slurm
 
 SWEEP = ("task=sparse_recovery", "method=model_based", "method.iterations=5", "task.n_test=50", "seed=0,1,2,3")
 

@@ -27,9 +27,8 @@ from mbdl.results.summary import progress_line
 from mbdl.run import build
 from tests.helpers import CONFIGS, ROOT, compose_config, run_cli
 
-sys.path.insert(0, str(ROOT / "scripts"))
 
-from bad_inputs import CASES, DOC  # noqa: E402
+from bad_inputs import CASES, DOC
 
 TINY = ("task.n=20", "task.m=30", "task.k=2", "task.n_train=64", "task.n_val=32", "task.n_test=32")
 

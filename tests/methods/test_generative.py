@@ -9,7 +9,6 @@ set's Monte-Carlo spread) within 4 standard deviations.
 from __future__ import annotations
 
 import math
-import re
 
 import numpy as np
 import pytest
@@ -23,8 +22,7 @@ from mbdl.config import ConfigError
 from mbdl.results.compare import compare
 from mbdl.results.dashboard import Charts, TaskCharts
 from mbdl.run import build, fit, make_method
-from tests.helpers import compose_config, run_cli, run_config
-from tests.test_contract import poison_true_model
+from tests.helpers import compose_config, poison_true_model, run_cli, run_config
 
 GAUSSIAN = ("task=linear_gaussian",)
 
@@ -215,7 +213,7 @@ def test_the_doa_calibration_fit_is_the_correction_the_estimator_applies(tmp_pat
     calibration = Calibration(method.log_gain.detach().double(), method.phase.detach().double())
     x = train["x"][:6].to(torch.complex128)
     torch.testing.assert_close(method.covariance(x).to(torch.complex128), calibration.apply(sample_covariance(x)), rtol=1e-5, atol=1e-6)
-    # about 1/sqrt(n T) = 0.005 of sampling error per parameter (tests/test_generative_algorithms.py)
+    # about 1/sqrt(n T) = 0.005 of sampling error per parameter (tests/algorithms/test_generative_algorithms.py)
     assert (method.log_gain.double() - task.true_array.gain.log()).abs().max() < 0.025
     assert (method.phase.double() - task.true_array.phase).abs().max() < 0.025
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 import os
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -15,8 +14,7 @@ from mbdl.config import ConfigError
 from mbdl.operators import BlockCompressiveSensing, Convolution, MaskedFourier, PerShape, WaveletSynthesis
 from tests.helpers import run_config
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
-import mri_head_training_folder  # noqa: E402
+import mri_head_training_folder
 
 F64 = torch.float64
 #: ISTA-Net's data (Set11, brain_test, Phi, masks): $MBDL_DATA/istanet, by default the shared data folder.

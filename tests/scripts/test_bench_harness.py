@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
 
-from bench_harness import Timing, compare, fmt_ratio, markdown_table, peak_memory_mib, ratio, write_section  # noqa: E402
+from bench_harness import Timing, compare, fmt_ratio, markdown_table, peak_memory_mib, ratio, write_section
 
 
 def allocate_mib(mib: int):  # noqa: ANN201 - a factory for peak_memory_mib

@@ -5,45 +5,13 @@ from __future__ import annotations
 import csv
 import json
 import re
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 from mbdl.results.compare import compare, load_runs, main
 from mbdl.results.record import write_record
-
-METHODS = {"model_based": (0, -12.0), "unfolded": (7505, -20.0)}
-SIZES = (10, 100)
-SEEDS = (0, 1, 2)
-HOSTILE = "<img src=x onerror=alert(1)>"
-
-
-def nmse(method: str, n_train: int, seed: int) -> float:
-    """A made-up test NMSE: trained methods improve with data, every seed differs."""
-    params, level = METHODS[method]
-    return level - (3.0 * np.log10(n_train) if params else 0.0) + 0.5 * seed
-
-
-def make_sweep(root: Path, snr_db: tuple[float, ...] = (10.0,)) -> list[dict]:
-    """Records of a sweep method x regime.n_train x (task.snr_db) x seed, one failed job with a hostile error text."""
-    records = []
-    for job, (method, n_train, snr, seed) in enumerate((m, n, s, e) for m in METHODS for n in SIZES for s in snr_db for e in SEEDS):
-        overrides = [f"method={method}", f"regime.n_train={n_train}", f"seed={seed}"] + ([f"task.snr_db={snr}"] if len(snr_db) > 1 else [])
-        record = {
-            "task": "sparse_recovery", "method": method, "regime": "supervised", "seed": seed, "overrides": overrides,
-            "status": "ok", "primary_metric": "nmse_db", "test/nmse_db": nmse(method, n_train, seed) - snr, "test/support_f1": 0.5,
-            "bound/nmse_db": -30.0 - snr + 0.1 * seed, "curve/nmse_db": [-1.0 - i for i in range(5)], "params": METHODS[method][0],
-            "train_time_s": 0.1 * (seed + 1), "infer_ms_per_sample": 0.01,
-        }
-        write_record(root / f"{job}_{method}", record)
-        records.append(record)
-    failed = {"task": "sparse_recovery", "method": "unfolded", "regime": "supervised", "seed": 3, "status": "failed",
-              "overrides": ["method=unfolded", f"regime.n_train={SIZES[0]}", "seed=3"] + ([f"task.snr_db={snr_db[0]}"] if len(snr_db) > 1 else []),
-              "error": f"FloatingPointError: non-finite val loss {HOSTILE}"}
-    write_record(root / "99_unfolded_failed", failed)
-    return records
-
+from tests.helpers import HOSTILE, METHODS, SEEDS, SIZES, make_sweep, nmse
 
 def test_groups_by_swept_keys_and_averages_over_seeds(tmp_path):
     records = make_sweep(tmp_path / "sweep")

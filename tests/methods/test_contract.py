@@ -7,9 +7,6 @@ has the noise axis ``task.snr_db``; metrics declare their direction; optimiser a
 
 from __future__ import annotations
 
-import copy
-import dataclasses
-import math
 
 import lightning as L
 import pytest
@@ -21,7 +18,7 @@ from mbdl.methods.base import IterativeMethod
 from mbdl.run import build, make_method
 from mbdl.tasks.base import Metric, Task
 from mbdl.training.module import regime_objective
-from tests.helpers import CONFIGS, compose_config, run_cli
+from tests.helpers import CONFIGS, compose_config, poison_true_model, run_cli
 
 SPECTRUM = sorted((p.parent.name, p.stem) for p in (CONFIGS / "spectrum").glob("*/*.yaml"))
 #: small data sets, and a true model that differs from the assumed one.
@@ -34,28 +31,6 @@ SETUP = {
     "ulm": ("task.shape=[8,8]", "task.q=2", "task.n_train=16", "task.n_val=8", "task.n_test=8", "task.psf_mismatch=0.1"),
     "clutter": ("task.shape=[8,8]", "task.frames=6", "task.tissue_rank=2", "task.n_train=16", "task.n_val=8", "task.n_test=8"),
 }
-
-
-def poisoned(value: object) -> object:
-    """A copy of ``value`` with every floating-point tensor in it replaced by NaNs (new objects: nothing shared is touched)."""
-    if isinstance(value, torch.Tensor):
-        return torch.full_like(value, math.nan) if value.is_floating_point() or value.is_complex() else value
-    if isinstance(value, nn.Module):
-        module = copy.deepcopy(value)
-        for tensor in [*module.buffers(), *module.parameters()]:
-            if tensor.is_floating_point() or tensor.is_complex():
-                tensor.data = torch.full_like(tensor, math.nan)
-        return module
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return dataclasses.replace(value, **{f.name: poisoned(getattr(value, f.name)) for f in dataclasses.fields(value) if f.init})
-    return value
-
-
-def poison_true_model(task: Task) -> None:
-    """Replace everything the task holds but its assumed model with NaN-filled copies."""
-    for name, value in list(vars(task).items()):
-        if name != "assumed":
-            setattr(task, name, poisoned(value))
 
 
 def outputs(method: nn.Module, task: Task, data: dict, kind: str) -> tuple[torch.Tensor, torch.Tensor, list[torch.Tensor]]:

@@ -15,7 +15,7 @@ import pytest  # noqa: E402
 
 from mbdl.results.compare import compare  # noqa: E402
 from tests.browser import Page  # noqa: E402
-from tests.test_compare import make_sweep  # noqa: E402
+from tests.helpers import make_sweep  # noqa: E402
 
 TITLES = ("the spectrum: error vs training-set size", "error vs iterations/layers", "error vs SNR", "error vs inference FLOPs", "trainable parameters", "inference time")
 

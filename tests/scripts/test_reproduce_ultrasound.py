@@ -5,15 +5,13 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "scripts"))
-import reproduce_ultrasound as script  # noqa: E402
+from tests.helpers import ROOT
+import reproduce_ultrasound as script
 
 
 @pytest.mark.parametrize("row", script.all_rows(), ids=lambda row: f"{row[1]}: {row[2]}")

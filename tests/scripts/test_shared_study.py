@@ -19,8 +19,7 @@ from mbdl.jobs import objective
 from mbdl.config import ConfigError
 from mbdl.results.record import read_records
 from mbdl.results.studies import prepare_storage
-from tests.helpers import ROOT
-from tests.test_sweeps import TINY
+from tests.helpers import ROOT, TINY
 
 TRIALS = 3
 STUDY = "shared_unfolded"
