@@ -239,7 +239,10 @@ GENERATIVE_PAIRS = [
 
 @pytest.mark.parametrize("setup", GENERATIVE_PAIRS, ids=lambda s: " ".join(s[:2]))
 def test_generative_fits_touch_only_the_assumed_model(setup):
-    """Fitted with the true model poisoned, a method gives exactly the estimates it gives without."""
+    """Fitted with the true model poisoned (NaNs), a method gives the estimates it gives without, to rounding: any
+    use of the true model would give NaNs. Not bit for bit: a method built and fitted anew, with nothing poisoned,
+    already differs from the first in the last bits (3e-15 in float64 for linear_gaussian's model-based method,
+    measured on 2026-12-03), and bit equality failed on that pair run alone."""
     cfg = compose_config(*setup, "regime=generative", "task.n_val=4")
     task, method, data, _ = build(cfg)
     train, x = data.split("train"), data.split("train")["x"][:4]
@@ -249,7 +252,7 @@ def test_generative_fits_touch_only_the_assumed_model(setup):
     poison_true_model(task)
     again = make_method(cfg, task.assumed)
     again.fit_model(train["x"], labels)
-    torch.testing.assert_close(again(x).detach(), expected, rtol=0, atol=0)
+    torch.testing.assert_close(again(x).detach(), expected, rtol=1e-12, atol=1e-12)
 
 
 def test_the_black_box_least_squares_is_also_a_closed_form_with_labels_only():
