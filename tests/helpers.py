@@ -1,4 +1,6 @@
-"""Test helpers: compose configs with Hydra's compose API and run them in-process or from the command line."""
+"""Test helpers: compose configs with Hydra's compose API and run them in-process or from the command line; tiny
+sweeps and the records they leave, a made-up sweep for `mbdl compare` and the dashboard, and a task whose true model is
+poisoned (the contract tests)."""
 
 from __future__ import annotations
 
