@@ -281,8 +281,8 @@ def run(cfg: DictConfig, output_dir: str) -> dict[str, Any]:
     train_time_s = fit(cfg, module, data, output_dir, loggers)
     if is_rank_zero():
         Path(output_dir).mkdir(parents=True, exist_ok=True)
-    if method.trainable_parameters and is_rank_zero():
-        torch.save(method.state_dict(), Path(output_dir) / WEIGHTS_NAME)
+        if method.trainable_parameters:
+            torch.save(method.state_dict(), Path(output_dir) / WEIGHTS_NAME)
     evaluate(cfg, module, data, output_dir, loggers)
     figure = task.figure(module.estimates["test"], data.split("test")) if is_rank_zero() else None
     if figure is not None:
