@@ -73,7 +73,10 @@ def fit_steps(module: Any, data: dict, steps: int = 30, lr: float = 1e-2) -> tup
 
 # --- sweeps: tiny sparse-recovery jobs and the records they leave ---------------------------------------------
 
-TINY = ("task.n=20", "task.m=30", "task.k=2", "task.n_train=64", "task.n_val=32", "task.n_test=32", "++method.optim.epochs=1")
+#: a tiny sparse-recovery problem and data set (task=sparse_recovery is the default task)
+TINY = ("task.n=20", "task.m=30", "task.k=2", "task.n_train=64", "task.n_val=32", "task.n_test=32")
+#: one epoch for any method (``++``: a method with nothing to train has no optim block)
+ONE_EPOCH = "++method.optim.epochs=1"
 
 
 def sweep_dir(outputs: Path) -> Path:

@@ -11,9 +11,8 @@ from mbdl.config import ConfigError
 from mbdl.methods.base import training_phases
 from mbdl.run import build
 from mbdl.tasks.sparse_recovery import SparseRecovery
-from tests.helpers import batch_loss, compose_config, fit_steps, run_config
+from tests.helpers import TINY, batch_loss, compose_config, fit_steps, run_config
 
-TINY = ("task.n=20", "task.m=30", "task.k=2", "task.n_train=64", "task.n_val=32", "task.n_test=32")
 
 METHODS = [
     ("learned_optimizer", "method.algorithm=ista", "method.iterations=10"),

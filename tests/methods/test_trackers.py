@@ -25,7 +25,7 @@ def tracked_sweep(tmp_path_factory) -> tuple[Path, dict[float, dict]]:
     """A sane learning rate and one that makes the loss non-finite, logged to TensorBoard and MLflow by two joblib workers."""
     outputs = tmp_path_factory.mktemp("trackers") / "outputs"
     done = run_cli("-m", "logger=[tensorboard,mlflow]", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "method=unfolded",
-                   f"method.iterations={ITERATIONS}", "method.optim.lr=1e-3,1e12", *TINY[:-1], "method.optim.epochs=2", outputs=outputs)
+                   f"method.iterations={ITERATIONS}", "method.optim.lr=1e-3,1e12", *TINY, "method.optim.epochs=2", outputs=outputs)
     assert done.returncode == 1, done.stderr[-3000:]  # a sweep with a failed job exits 1 (docs/reliability.md)
     assert "could not finish" not in done.stderr
     records = {job_lr(r): r for r in read_records(sweep_dir(outputs))}

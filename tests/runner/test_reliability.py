@@ -25,12 +25,8 @@ from mbdl.results.compare import compare
 from mbdl.results.record import RECORD_NAME, finished_record, read_records, write_record
 from mbdl.results.summary import progress_line
 from mbdl.run import build
-from tests.helpers import CONFIGS, ROOT, compose_config, run_cli
-
-
 from bad_inputs import CASES, DOC
-
-TINY = ("task.n=20", "task.m=30", "task.k=2", "task.n_train=64", "task.n_val=32", "task.n_test=32")
+from tests.helpers import CONFIGS, ROOT, TINY, compose_config, run_cli
 
 
 @pytest.fixture

@@ -9,9 +9,8 @@ import torch
 
 from mbdl.config import ConfigError
 from mbdl.run import build
-from tests.helpers import compose_config, run_cli, run_config
+from tests.helpers import TINY, compose_config, run_cli, run_config
 
-TINY = ("task.n=20", "task.m=30", "task.k=2", "task.n_train=64", "task.n_val=32", "task.n_test=32")
 CONTRACT = {"task", "method", "regime", "seed", "status", "test/nmse_db", "bound/nmse_db", "params", "train_time_s", "infer_ms_per_sample"}
 
 
@@ -101,7 +100,6 @@ def test_settings_for_another_method_are_refused_by_name():
     """An experiment pins one method's settings; choosing another method names the foreign key."""
     with pytest.raises(ConfigError, match=r"^method\.algorithm: is not an option of .*MLPSolver; its options are hidden"):
         build(compose_config("experiment=book_lista", "method=black_box"))
-
 
 
 def test_fresh_data_draws_new_training_batches_reproducibly_and_keeps_the_test_set():

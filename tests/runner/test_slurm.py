@@ -19,10 +19,8 @@ import numpy as np
 import pytest
 
 from mbdl.results.record import read_records
-from tests.helpers import ROOT, sweep_dir
-
-
 import single_node_slurm
+from tests.helpers import ROOT, sweep_dir
 
 SWEEP = ("task=sparse_recovery", "method=model_based", "method.iterations=5", "task.n_test=50", "seed=0,1,2,3")
 

@@ -19,10 +19,10 @@ from omegaconf import OmegaConf
 
 from mbdl.results.compare import compare
 from mbdl.results.record import read_records
-from tests.helpers import CONFIGS, ROOT, TINY, job_lr, run_cli, sweep_dir
+from tests.helpers import CONFIGS, ONE_EPOCH, ROOT, TINY, job_lr, run_cli, sweep_dir
 
 def test_joblib_sweep_in_parallel_workers_then_mbdl_compare(outputs, tmp_path):
-    done = run_cli("-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "method=model_based,unfolded", "regime.n_train=16,64", "seed=0,1", *TINY, outputs=outputs)
+    done = run_cli("-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "method=model_based,unfolded", "regime.n_train=16,64", "seed=0,1", *TINY, ONE_EPOCH, outputs=outputs)
     assert done.returncode == 0, done.stderr[-3000:]
     root = sweep_dir(outputs)
     records = read_records(root)
@@ -55,7 +55,7 @@ def mbdl_offline(outputs: Path, *args: str) -> subprocess.CompletedProcess:
 
 def test_a_failing_job_with_offline_wandb_then_resume(outputs):
     """Two jobs, W&B offline (no API key anywhere): a sane learning rate, and one that makes the loss non-finite."""
-    sweep = ("-m", "logger=[csv,wandb]", "method=unfolded", "method.optim.lr=1e-3,1e12", *TINY[:-1], "method.optim.epochs=3")
+    sweep = ("-m", "logger=[csv,wandb]", "method=unfolded", "method.optim.lr=1e-3,1e12", *TINY, "method.optim.epochs=3")
     done = mbdl_offline(outputs, *sweep)
     assert done.returncode == 1, "a job failed: the exit status says so " + done.stderr[-3000:]
     root = sweep_dir(outputs)
@@ -85,7 +85,7 @@ def test_a_failing_job_with_offline_wandb_then_resume(outputs):
 
 
 def test_submitit_local_executor_runs_a_sweep(outputs):
-    done = run_cli("-m", "hydra/launcher=submitit_local", "method=model_based", "seed=0,1", *TINY, outputs=outputs)
+    done = run_cli("-m", "hydra/launcher=submitit_local", "method=model_based", "seed=0,1", *TINY, ONE_EPOCH, outputs=outputs)
     assert done.returncode == 0, done.stderr[-3000:]
     records = read_records(sweep_dir(outputs))
     assert sorted(r["seed"] for r in records) == [0, 1] and all(r["status"] == "ok" for r in records)
@@ -93,7 +93,7 @@ def test_submitit_local_executor_runs_a_sweep(outputs):
 
 
 def test_optuna_search_of_a_few_trials_reports_the_best(outputs):
-    done = run_cli("-m", "hparams_search=unfolded", "hydra.sweeper.n_trials=3", *TINY, outputs=outputs)
+    done = run_cli("-m", "hparams_search=unfolded", "hydra.sweeper.n_trials=3", *TINY, ONE_EPOCH, outputs=outputs)
     assert done.returncode == 0, done.stderr[-3000:]
     records = read_records(sweep_dir(outputs))
     assert len(records) == 3 and all(r["status"] == "ok" for r in records)

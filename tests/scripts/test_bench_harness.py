@@ -7,7 +7,6 @@ from pathlib import Path
 import numpy as np
 import torch
 
-
 from bench_harness import Timing, compare, fmt_ratio, markdown_table, peak_memory_mib, ratio, write_section
 
 

@@ -3,13 +3,12 @@ and budget."""
 
 from __future__ import annotations
 
-
 import pytest
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 
-from tests.helpers import ROOT
 import reproduce_imaging as script
+from tests.helpers import ROOT
 
 OPERATORS = {"cs": "CompressiveSensing", "mri": "MRI", "deblur": "Deblur"}
 ROWS = [(section, row) for section in script.setups() for row in script.rows(section, "outputs/imaging_denoiser.pt")]

@@ -10,8 +10,8 @@ import pytest
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 
-from tests.helpers import ROOT
 import reproduce_ultrasound as script
+from tests.helpers import ROOT
 
 
 @pytest.mark.parametrize("row", script.all_rows(), ids=lambda row: f"{row[1]}: {row[2]}")

@@ -8,11 +8,10 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt
+import matplotlib.pyplot as plt  # noqa: E402
 
-from tests.helpers import ROOT
-
-from reproduction import figure_path, montage, row_folder
+from reproduction import figure_path, montage, row_folder  # noqa: E402
+from tests.helpers import ROOT  # noqa: E402
 
 
 def test_a_row_folder_follows_its_command_not_its_position():

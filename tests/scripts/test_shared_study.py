@@ -19,7 +19,7 @@ from mbdl.jobs import objective
 from mbdl.config import ConfigError
 from mbdl.results.record import read_records
 from mbdl.results.studies import prepare_storage
-from tests.helpers import ROOT, TINY
+from tests.helpers import ONE_EPOCH, ROOT, TINY
 
 TRIALS = 3
 STUDY = "shared_unfolded"
@@ -29,7 +29,7 @@ def sweeper(outputs: Path, storage: str, index: int) -> subprocess.Popen:
     """``python -m mbdl -m hparams_search=unfolded`` on the shared study, its own sampler seed and sweep directory."""
     args = ["-m", "hparams_search=unfolded", f"hydra.sweeper.storage={storage}", f"hydra.sweeper.study_name={STUDY}",
             f"hydra.sweeper.n_trials={TRIALS}", f"hydra.sweeper.sampler.seed={index}", f"hydra.sweep.dir={outputs / f'sweeper{index}'}",
-            "~logger", *TINY]
+            "~logger", *TINY, ONE_EPOCH]
     env = {**os.environ, "MBDL_OUTPUTS": str(outputs), "WANDB_MODE": "disabled"}
     return subprocess.Popen([sys.executable, "-m", "mbdl", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=ROOT)
 

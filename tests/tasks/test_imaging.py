@@ -12,9 +12,8 @@ import torch
 
 from mbdl.config import ConfigError
 from mbdl.operators import BlockCompressiveSensing, Convolution, MaskedFourier, PerShape, WaveletSynthesis
-from tests.helpers import run_config
-
 import mri_head_training_folder
+from tests.helpers import run_config
 
 F64 = torch.float64
 #: ISTA-Net's data (Set11, brain_test, Phi, masks): $MBDL_DATA/istanet, by default the shared data folder.
